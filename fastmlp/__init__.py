@@ -1,0 +1,8 @@
+"""fastmlp: fast CPU training of sigmoid multi-layer perceptrons.
+
+Numba-compiled kernels run whole fused forward/backward/update loops; the
+estimators are drop-in replacements for scikit-learn's MLPClassifier and
+MLPRegressor.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,8 @@
+"""``python -m fastmlp`` runs the same command-line interface as ``fastmlp``."""
+
+import sys
+
+from fastmlp.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,346 @@
+"""The two interchangeable training backends behind the estimators.
+
+``numba`` runs compiled kernels over many mini-batches per call with a
+workspace allocated once per fit; ``numpy`` is the vectorised reference
+(:mod:`fastmlp.reference`). Both take and update the same flat parameter
+buffer and optimizer objects, so they can be swapped mid-training.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastmlp import config, reference
+
+BACKENDS = ("numba", "numpy")
+
+
+def as_compute_arrays(X, dtype):
+    """Put X in the layout the kernels read, copying only when necessary.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Input rows.
+    dtype : numpy dtype
+        Compute dtype.
+
+    Returns
+    -------
+    dense : ndarray
+        C-contiguous X, or an empty ``(0, n_features)`` array for sparse X.
+    data, indices, indptr : ndarray
+        CSR arrays (indices as int64), or empty arrays for dense X.
+    """
+    if sp.issparse(X):
+        X = sp.csr_matrix(X, dtype=dtype)
+        dense = np.empty((0, X.shape[1]), dtype=dtype)
+        return (dense, X.data, X.indices.astype(np.int64, copy=False),
+                X.indptr.astype(np.int64, copy=False))
+    dense = np.ascontiguousarray(X, dtype=dtype)
+    empty = np.empty(0, dtype=np.int64)
+    return dense, np.empty(0, dtype=dtype), empty, empty
+
+
+def _blas_scratch(dtype):
+    return np.zeros(8, dtype=np.int32), np.zeros(2, dtype=dtype)
+
+
+class _NumbaWorkspace:
+    """Buffers for ``rows`` rows at a time, allocated once and reused by every call."""
+
+    def __init__(self, network, rows, dtype, gather):
+        units = network.layer_units
+        self.rows = rows
+        self.xb = np.empty(rows * units[0] if gather else 0, dtype=dtype)
+        self.acts = np.empty(rows * sum(units[1:]), dtype=dtype)
+        self.deltas = np.empty(2 * rows * max(units[1:]), dtype=dtype)
+        block = max(a * b + b for a, b in zip(units[:-1], units[1:]))
+        self.gbuf = np.empty(block, dtype=dtype)
+        self.iscr, self.fscr = _blas_scratch(dtype)
+
+
+class NumbaTrainer:
+    """Mini-batch training of one network on one data set with the compiled kernels.
+
+    Parameters
+    ----------
+    network : fastmlp._network.Network
+        Shape, activations and loss.
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Training rows, in the compute dtype (C-contiguous dense X is not copied).
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Per-row weights.
+    batch_size : int
+        Rows per mini-batch.
+    dtype : numpy dtype
+        Compute dtype.
+    """
+
+    def __init__(self, network, X, Y, sample_weight, batch_size, dtype):
+        self.network = network
+        self.X = as_compute_arrays(X, dtype)
+        self.Y = np.ascontiguousarray(Y, dtype=dtype).reshape(Y.shape[0], -1)
+        self.sw = (np.empty(0, dtype=dtype) if sample_weight is None
+                   else np.ascontiguousarray(sample_weight, dtype=dtype))
+        self.n_samples = X.shape[0]
+        self.batch_size = int(batch_size)
+        self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True)
+
+    def run(self, params, optimizer, rows, b_start, b_stop, alpha):
+        """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
+
+        Parameters
+        ----------
+        params : ndarray
+            Flat parameters, updated in place.
+        optimizer : fastmlp.optimizers.SGD or fastmlp.optimizers.Adam
+            Optimizer whose state is updated in place.
+        rows : ndarray of int64 or None
+            Sample indices in epoch order; None for the rows of X in order.
+        b_start, b_stop : int
+            Batches to run.
+        alpha : float
+            L2 penalty.
+
+        Returns
+        -------
+        loss_sum : float
+        n_done : int
+        """
+        from fastmlp import _kernels
+
+        hidden, out, loss = self.network.codes
+        n_rows = self.n_samples if rows is None else rows.shape[0]
+        rows = np.empty(0, dtype=np.int64) if rows is None else rows
+        hyper, s1, s2, step = optimizer.kernel_state()
+        ws = self.ws
+        loss_sum, n_done = _kernels.train_batches(
+            *self.X, self.Y, self.sw, rows, n_rows, self.batch_size, b_start, b_stop,
+            params, _units(self.network), self.network.coef_offsets,
+            self.network.intercept_offsets, hidden, out, loss, float(alpha),
+            optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas, ws.gbuf,
+            ws.iscr, ws.fscr)
+        optimizer.sync_from_kernel(step)
+        return loss_sum, n_done
+
+
+class NumpyTrainer:
+    """Mini-batch training with the NumPy reference; same interface as :class:`NumbaTrainer`.
+
+    Parameters
+    ----------
+    network : fastmlp._network.Network
+        Shape, activations and loss.
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Training rows.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Per-row weights.
+    batch_size : int
+        Rows per mini-batch.
+    dtype : numpy dtype
+        Compute dtype.
+    """
+
+    def __init__(self, network, X, Y, sample_weight, batch_size, dtype):
+        self.network = network
+        self.X = sp.csr_matrix(X, dtype=dtype) if sp.issparse(X) else np.asarray(X, dtype=dtype)
+        self.Y = np.asarray(Y, dtype=dtype).reshape(Y.shape[0], -1)
+        self.sw = None if sample_weight is None else np.asarray(sample_weight, dtype=dtype)
+        self.batch_size = int(batch_size)
+
+    def run(self, params, optimizer, rows, b_start, b_stop, alpha):
+        """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
+
+        Parameters
+        ----------
+        params : ndarray
+            Flat parameters, updated in place.
+        optimizer : fastmlp.optimizers.SGD or fastmlp.optimizers.Adam
+            Optimizer whose state is updated in place.
+        rows : ndarray of int64 or None
+            Sample indices in epoch order; None for the rows of X in order.
+        b_start, b_stop : int
+            Batches to run.
+        alpha : float
+            L2 penalty.
+
+        Returns
+        -------
+        loss_sum : float
+        n_done : int
+        """
+        return reference.train_batches(self.network, params, optimizer, self.X, self.Y,
+                                       self.sw, rows, self.batch_size, b_start, b_stop, alpha)
+
+
+def _units(network):
+    return np.asarray(network.layer_units, dtype=np.int64)
+
+
+def make_trainer(backend, network, X, Y, sample_weight, batch_size, dtype):
+    """Build the mini-batch trainer of a backend.
+
+    Parameters
+    ----------
+    backend : {'numba', 'numpy'}
+        Which backend.
+    network : fastmlp._network.Network
+        Shape, activations and loss.
+    X, Y, sample_weight
+        Training data; see :class:`NumbaTrainer`.
+    batch_size : int
+        Rows per mini-batch.
+    dtype : numpy dtype
+        Compute dtype.
+
+    Returns
+    -------
+    trainer : NumbaTrainer or NumpyTrainer
+    """
+    cls = {"numba": NumbaTrainer, "numpy": NumpyTrainer}[_check_backend(backend)]
+    return cls(network, X, Y, sample_weight, batch_size, dtype)
+
+
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+    return backend
+
+
+def loss_and_gradient(backend, network, params, X, Y, alpha, sample_weight=None):
+    """Loss and gradient over all rows (the L-BFGS objective).
+
+    Parameters
+    ----------
+    backend : {'numba', 'numpy'}
+        Which backend.
+    network : fastmlp._network.Network
+        Shape, activations and loss.
+    params : ndarray of shape (n_params,)
+        Flat parameters.
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Rows.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets.
+    alpha : float
+        L2 penalty.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Per-row weights.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray of shape (n_params,)
+        Same dtype and layout as ``params``.
+    """
+    return FullBatchObjective(backend, network, X, Y, sample_weight, params.dtype)(params, alpha)
+
+
+class FullBatchObjective:
+    """Loss and gradient over all rows, with buffers reused across calls (L-BFGS).
+
+    Parameters
+    ----------
+    backend : {'numba', 'numpy'}
+        Which backend.
+    network : fastmlp._network.Network
+        Shape, activations and loss.
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Rows.
+    Y : ndarray of shape (n_samples, n_outputs)
+        Targets.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Per-row weights.
+    dtype : numpy dtype
+        Compute dtype.
+    """
+
+    def __init__(self, backend, network, X, Y, sample_weight, dtype):
+        self.backend = _check_backend(backend)
+        self.network = network
+        self.dtype = np.dtype(dtype)
+        if self.backend == "numba":
+            self.X = as_compute_arrays(X, dtype)
+            self.n_rows = X.shape[0]
+            self.sw = (np.empty(0, dtype=dtype) if sample_weight is None
+                       else np.ascontiguousarray(sample_weight, dtype=dtype))
+            self.block = max(1, min(config.FULL_BATCH_BLOCK_ROWS, self.n_rows))
+            self.ws = _NumbaWorkspace(network, self.block, dtype, gather=False)
+            self.grad = np.empty(network.n_params, dtype=dtype)
+        else:
+            self.X = X
+            self.sw = sample_weight
+        self.Y = np.ascontiguousarray(Y, dtype=dtype).reshape(Y.shape[0], -1)
+
+    def __call__(self, params, alpha):
+        """Evaluate the objective.
+
+        Parameters
+        ----------
+        params : ndarray of shape (n_params,)
+            Flat parameters (any float dtype; converted to the compute dtype).
+        alpha : float
+            L2 penalty.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray of shape (n_params,)
+            A new array in the compute dtype.
+        """
+        params = np.ascontiguousarray(params, dtype=self.dtype)
+        if self.backend == "numpy":
+            coefs, intercepts = self.network.views(params)
+            loss, cg, ig = reference.backprop(coefs, intercepts, self.X, self.Y, self.network,
+                                              alpha, self.sw)
+            return float(loss), np.concatenate([g.ravel() for g in cg + ig])
+        from fastmlp import _kernels
+
+        hidden, out, loss_kind = self.network.codes
+        ws = self.ws
+        loss = _kernels.loss_and_gradient(
+            *self.X, self.Y, self.sw, self.n_rows, self.block, params, _units(self.network),
+            self.network.coef_offsets, self.network.intercept_offsets, hidden, out, loss_kind,
+            float(alpha), self.grad, ws.xb, ws.acts, ws.deltas, ws.gbuf, ws.iscr, ws.fscr)
+        return float(loss), self.grad.copy()
+
+
+def predict(backend, network, params, X):
+    """Output-layer activations (probabilities or regression outputs) for all rows.
+
+    Parameters
+    ----------
+    backend : {'numba', 'numpy'}
+        Which backend.
+    network : fastmlp._network.Network
+        Shape, activations and loss.
+    params : ndarray of shape (n_params,)
+        Flat parameters; their dtype is the compute dtype.
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Rows.
+
+    Returns
+    -------
+    out : ndarray of shape (n_samples, n_outputs)
+    """
+    if _check_backend(backend) == "numpy":
+        coefs, intercepts = network.views(params)
+        return reference.forward(coefs, intercepts, X.astype(params.dtype, copy=False),
+                                 network.activation, network.out_activation)[-1]
+    from fastmlp import _kernels
+
+    dtype = params.dtype
+    arrays = as_compute_arrays(X, dtype)
+    n_rows = X.shape[0]
+    block = max(1, min(config.PREDICT_CHUNK_ROWS, n_rows))
+    acts = np.empty(block * sum(network.layer_units[1:]), dtype=dtype)
+    out = np.empty((n_rows, network.layer_units[-1]), dtype=dtype)
+    hidden, out_act, _ = network.codes
+    _kernels.predict(*arrays, n_rows, block, params, _units(network), network.coef_offsets,
+                     network.intercept_offsets, hidden, out_act, acts, out,
+                     *_blas_scratch(dtype))
+    return out
