@@ -6,3 +6,7 @@ MLPRegressor.
 """
 
 __version__ = "0.1.0"
+
+from fastmlp.estimators import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError
+
+__all__ = ["FastMLPClassifier", "FastMLPRegressor", "TrainingDivergedError", "__version__"]

@@ -1,0 +1,468 @@
+"""FastMLPClassifier and FastMLPRegressor: scikit-learn's MLPs with compiled training.
+
+They subclass :class:`sklearn.neural_network.MLPClassifier` and
+:class:`~sklearn.neural_network.MLPRegressor`, so parameters, validation, error
+messages, fitted attributes and the early-stopping / ``n_iter_no_change``
+bookkeeping are scikit-learn's own. What is replaced is the work: the
+mini-batch loop (many batches per compiled call, shuffling by index), the
+L-BFGS objective and the forward pass of ``predict``.
+"""
+
+import copy
+import time
+import warnings
+
+import numpy as np
+import scipy.optimize
+from sklearn.base import is_classifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.utils import _safe_indexing, gen_batches, shuffle
+from sklearn.utils._param_validation import Options, StrOptions
+from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
+from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils.validation import validate_data
+
+from fastmlp import backends, config
+from fastmlp._network import Network
+from fastmlp.optimizers import make_optimizer
+
+
+class TrainingDivergedError(ValueError):
+    """Training produced a non-finite loss or parameter.
+
+    The estimator keeps the last finite parameters (those at the start of the
+    failing chunk of mini-batches), so it can still predict or be refitted.
+    """
+
+
+_EXTRA_CONSTRAINTS = {
+    "backend": [StrOptions(set(backends.BACKENDS))],
+    "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
+}
+
+
+class _FastMLPMixin:
+    """The training and inference machinery shared by both estimators."""
+
+    # ---- dtype -------------------------------------------------------------------
+    def _compute_dtype(self, X_dtype, first_pass):
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        if not first_pass and hasattr(self, "coefs_"):
+            return np.asarray(self.coefs_[0]).dtype  # keep training in the model's dtype
+        return np.dtype(np.float32) if X_dtype == np.float32 else np.dtype(np.float64)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = super()._validate_input(X, y, incremental, reset)
+        dtype = self._compute_dtype(X.dtype, first_pass=reset)
+        return X.astype(dtype, copy=False), y
+
+    def _network(self, layer_units):
+        if not is_classifier(self):
+            loss = self.loss
+        elif self.loss == "squared_error":
+            loss = "sigmoid_squared_error"
+        elif self.out_activation_ == "softmax":
+            loss = "log_loss"
+        else:
+            loss = "binary_log_loss"
+        return Network(layer_units, self.activation, loss)
+
+    def _layer_units(self):
+        return [self.coefs_[0].shape[0]] + [c.shape[1] for c in self.coefs_]
+
+    def _initialize(self, y, layer_units, dtype):
+        super()._initialize(y, layer_units, dtype)
+        if is_classifier(self) and self.loss == "squared_error":
+            self.out_activation_ = "logistic"  # squared error on sigmoid outputs (seed 000)
+
+    # ---- fit -----------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        # A call that fails on bad input leaves the model exactly as it was.
+        before = self.__dict__.copy()
+        try:
+            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+        except TrainingDivergedError:
+            raise
+        except Exception:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
+                        intercept_grads, layer_units, incremental):
+        network = self._network(layer_units)
+        dtype = X.dtype
+        params = network.pack(self.coefs_, self.intercepts_, dtype)
+        self.coefs_, self.intercepts_ = network.views(params)
+        if (not incremental or not hasattr(self, "_optimizer")
+                or getattr(self._optimizer, "kind", None) is None):
+            self._optimizer = make_optimizer(
+                self.solver, network.n_params, dtype,
+                learning_rate_init=self.learning_rate_init, learning_rate=self.learning_rate,
+                momentum=self.momentum, nesterovs_momentum=self.nesterovs_momentum,
+                power_t=self.power_t, beta_1=self.beta_1, beta_2=self.beta_2,
+                epsilon=self.epsilon)
+
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        train_idx = None
+        X_val = y_val = sample_weight_val = None
+        if early_stopping:
+            # Splitting indices draws exactly what splitting X would (same random
+            # state, same stratification) without copying the training rows.
+            stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
+            train_idx, val_idx = train_test_split(
+                np.arange(X.shape[0]), random_state=self._random_state,
+                test_size=self.validation_fraction, stratify=stratify)
+            X_val, y_val = _safe_indexing(X, val_idx), y[val_idx]
+            if sample_weight is not None:
+                sample_weight_val = sample_weight[val_idx]
+            if X_val.shape[0] < 2:
+                raise ValueError(
+                    "The validation set is too small. Increase 'validation_fraction' "
+                    "or the size of your dataset.")
+            if is_classifier(self):
+                y_val = self._label_binarizer.inverse_transform(y_val)
+            train_idx = train_idx.astype(np.int64)
+
+        n_samples = X.shape[0] if train_idx is None else train_idx.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than "
+                              "sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        n_batches = sum(1 for _ in gen_batches(n_samples, batch_size))
+
+        trainer = backends.make_trainer(self.backend, network, X, y, sample_weight,
+                                        batch_size, dtype)
+        chunk = _ChunkSizer(n_batches)
+        sample_idx = np.arange(n_samples, dtype=np.int64)
+        start = time.perf_counter()
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                if train_idx is not None:
+                    rows = train_idx[sample_idx]
+                else:
+                    rows = sample_idx if self.shuffle else None
+                accumulated_loss = self._run_epoch(trainer, params, rows, n_batches, chunk)
+
+                self.n_iter_ += 1
+                self.loss_ = accumulated_loss / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f, elapsed = %.2f s"
+                          % (self.n_iter_, self.loss_, time.perf_counter() - start))
+
+                self._update_no_improvement_count(early_stopping, X_val, y_val,
+                                                  sample_weight_val)
+                self._optimizer.iteration_ends(self.t_)
+
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than "
+                               "tol=%f for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f"
+                               " for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+
+                if incremental:
+                    break
+
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) "
+                        "reached and the optimization hasn't converged yet."
+                        % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+
+        if early_stopping:
+            self.coefs_ = self._best_coefs
+            self.intercepts_ = self._best_intercepts
+
+    def _run_epoch(self, trainer, params, rows, n_batches, chunk):
+        """One epoch, a bounded chunk of batches per compiled call."""
+        accumulated = 0.0
+        b = 0
+        while b < n_batches:
+            stop = min(n_batches, b + chunk.size)
+            saved = params.copy(), copy.deepcopy(self._optimizer)
+            tic = time.perf_counter()
+            loss_sum, n_done = trainer.run(params, self._optimizer, rows, b, stop, self.alpha)
+            chunk.update(stop - b, time.perf_counter() - tic)
+            if n_done < stop - b or not np.isfinite(loss_sum) or not np.isfinite(params).all():
+                params[...] = saved[0]
+                self._optimizer = saved[1]
+                raise TrainingDivergedError(
+                    "Training diverged: the loss or the weights became non-finite "
+                    f"(NaN or inf) in epoch {self.n_iter_ + 1}. The last finite weights "
+                    "were restored. Scale the inputs (e.g. StandardScaler), lower "
+                    "learning_rate_init, or increase alpha.")
+            accumulated += loss_sum
+            b = stop
+        return accumulated
+
+    def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads,
+                   intercept_grads, layer_units):
+        network = self._network(layer_units)
+        dtype = X.dtype
+        objective = backends.FullBatchObjective(self.backend, network, X, y, sample_weight,
+                                                dtype)
+        packed = network.pack(self.coefs_, self.intercepts_, np.float64)
+        iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
+
+        def loss_grad(w):
+            loss, grad = objective(w, self.alpha)
+            return loss, grad.astype(np.float64)
+
+        opt_res = scipy.optimize.minimize(
+            loss_grad, packed, method="L-BFGS-B", jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
+                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = opt_res.fun
+        if not np.isfinite(opt_res.x).all() or not np.isfinite(opt_res.fun):
+            raise TrainingDivergedError(
+                "L-BFGS produced a non-finite loss or weights; the previous weights were "
+                "kept. Scale the inputs (e.g. StandardScaler) or increase alpha.")
+        self.coefs_, self.intercepts_ = network.views(opt_res.x.astype(dtype))
+
+    # ---- predict -------------------------------------------------------------------
+    def _forward_pass_fast(self, X, check_input=True):
+        if check_input:
+            X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        network = Network(self._layer_units(), self.activation, self._network_loss())
+        dtype = np.asarray(self.coefs_[0]).dtype
+        params = network.pack(self.coefs_, self.intercepts_, dtype)
+        out = backends.predict(self.backend, network, params, X)
+        return out.astype(np.result_type(X.dtype, dtype), copy=False)
+
+    def _network_loss(self):
+        return self._network(self._layer_units()).loss
+
+
+def _with_extra_constraints(base):
+    return {**base._parameter_constraints, **_EXTRA_CONSTRAINTS}
+
+
+class _ChunkSizer:
+    """Sizes chunks of batches so that one compiled call lasts about ``config.CHUNK_SECONDS``."""
+
+    def __init__(self, n_batches):
+        self.n_batches = n_batches
+        self.size = 1  # first call also compiles; grows quickly from the measured rate
+
+    def update(self, n_batches, seconds):
+        rate = n_batches / max(seconds, 1e-6)
+        target = int(rate * config.CHUNK_SECONDS)
+        self.size = max(1, min(self.n_batches, target, 8 * self.size + 8))
+
+
+class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
+    """Multi-layer perceptron classifier: scikit-learn's MLPClassifier, trained by compiled kernels.
+
+    A drop-in replacement: same parameters, defaults, methods, fitted
+    attributes and training trajectory as :class:`sklearn.neural_network.MLPClassifier`
+    (see its documentation for each of them), only faster.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        Units of each hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Hidden-layer activation. ``'logistic'`` (sigmoid) is the primary path.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        Weight optimizer.
+    alpha : float, default=0.0001
+        L2 penalty, applied as ``alpha / (2 * batch rows) * sum of squared weights``.
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size; ``'auto'`` is ``min(200, n_samples)``.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        SGD learning-rate schedule.
+    learning_rate_init : float, default=0.001
+        Initial learning rate (SGD, Adam).
+    power_t : float, default=0.5
+        Exponent of the ``invscaling`` schedule.
+    max_iter : int, default=200
+        Maximum epochs (stochastic solvers) or iterations (L-BFGS).
+    shuffle : bool, default=True
+        Shuffle samples every epoch (by index; X is never copied).
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and the early-stopping split.
+    tol : float, default=1e-4
+        Improvement tolerance for stopping.
+    verbose : bool, default=False
+        Print one line per epoch with the loss and elapsed time.
+    warm_start : bool, default=False
+        Start from the current ``coefs_`` / ``intercepts_``.
+    momentum : float, default=0.9
+        SGD momentum.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` (stratified) and stop on its score.
+    validation_fraction : float, default=0.1
+        Share of the training data held out for early stopping.
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates.
+    epsilon : float, default=1e-8
+        Adam's numerical-stability term.
+    n_iter_no_change : int, default=10
+        Epochs without ``tol`` improvement before stopping.
+    max_fun : int, default=15000
+        Maximum loss evaluations (L-BFGS).
+    loss : {'log_loss', 'squared_error'}, default='log_loss'
+        fastmlp addition: ``'squared_error'`` trains sigmoid outputs with half
+        squared error (seed 000's network); ``predict_proba`` then normalises the
+        sigmoid outputs of multiclass problems to sum to one.
+    backend : {'numba', 'numpy'}, default='numba'
+        fastmlp addition: ``'numpy'`` runs the pure-NumPy reference (debugging,
+        benchmarks); both compute the same numbers up to rounding.
+    dtype : {None, 'float32', 'float64', numpy.float32, numpy.float64}, default=None
+        fastmlp addition: compute dtype. ``None`` follows scikit-learn: float32
+        input computes in float32, anything else in float64.
+
+    Attributes
+    ----------
+    classes_, loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, \
+t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
+n_outputs_, out_activation_
+        As in :class:`sklearn.neural_network.MLPClassifier`.
+
+    See Also
+    --------
+    FastMLPRegressor : The regression counterpart.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from fastmlp import FastMLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = FastMLPClassifier((64,), activation="logistic", solver="sgd",
+    ...                         learning_rate_init=0.1, max_iter=20, random_state=0)
+    >>> clf.fit(X / 16, y).score(X / 16, y) > 0.9
+    True
+    """
+
+    _parameter_constraints = {
+        **_with_extra_constraints(MLPClassifier),
+        "loss": [StrOptions({"log_loss", "squared_error"})],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 loss="log_loss", backend="numba", dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
+            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.loss = loss
+        self.backend = backend
+        self.dtype = dtype
+
+    def predict_proba(self, X):
+        """Probability estimates.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+
+        Returns
+        -------
+        y_prob : ndarray of shape (n_samples, n_classes)
+            Probability of each class, columns ordered as ``classes_``.
+        """
+        proba = super().predict_proba(X)
+        if (self.loss == "squared_error" and self._label_binarizer.y_type_ == "multiclass"):
+            proba /= proba.sum(axis=1, keepdims=True)
+        return proba
+
+
+class FastMLPRegressor(_FastMLPMixin, MLPRegressor):
+    """Multi-layer perceptron regressor: scikit-learn's MLPRegressor, trained by compiled kernels.
+
+    A drop-in replacement: same parameters, defaults, methods, fitted
+    attributes and training trajectory as :class:`sklearn.neural_network.MLPRegressor`
+    (see its documentation), only faster. Parameters are those of
+    :class:`FastMLPClassifier` except ``loss``.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        Half squared error with identity outputs, or half Poisson deviance with
+        exponential outputs.
+    hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate, \
+learning_rate_init, power_t, max_iter, shuffle, random_state, tol, verbose, \
+warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, \
+beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, dtype
+        As in :class:`FastMLPClassifier`.
+
+    Attributes
+    ----------
+    loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_, t_, \
+coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
+n_outputs_, out_activation_
+        As in :class:`sklearn.neural_network.MLPRegressor`.
+
+    See Also
+    --------
+    FastMLPClassifier : The classification counterpart.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastmlp import FastMLPRegressor
+    >>> X = np.linspace(0, 1, 200).reshape(-1, 1)
+    >>> reg = FastMLPRegressor((16,), solver="lbfgs", random_state=0).fit(X, np.sin(3 * X).ravel())
+    >>> reg.score(X, np.sin(3 * X).ravel()) > 0.95
+    True
+    """
+
+    _parameter_constraints = _with_extra_constraints(MLPRegressor)
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 backend="numba", dtype=None):
+        super().__init__(
+            loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
+            solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun)
+        self.backend = backend
+        self.dtype = dtype
+
+
+__all__ = ["FastMLPClassifier", "FastMLPRegressor", "TrainingDivergedError"]
