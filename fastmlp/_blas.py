@@ -51,7 +51,14 @@ def _cast_like_overload(array, value):
     return lambda array, value: np.float64(value)
 
 
-@njit(nogil=True, cache=True)
+def _gemm_signature(dtype):
+    i8 = types.int64
+    return types.void(i8, i8, i8, i8, i8, types.float64, i8, i8, i8, i8, types.float64, i8, i8,
+                      types.int32[::1], dtype[::1])
+
+
+# Explicit signatures: one compiled gemm per dtype, whatever literals call sites pass.
+@njit([_gemm_signature(types.float32), _gemm_signature(types.float64)], nogil=True, cache=True)
 def gemm(trans_a, trans_b, m, n, k, alpha, a_ptr, lda, b_ptr, ldb, beta, c_ptr, ldc, scratch, fscratch):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on raw pointers.
 
@@ -83,9 +90,9 @@ def gemm(trans_a, trans_b, m, n, k, alpha, a_ptr, lda, b_ptr, ldb, beta, c_ptr, 
     scratch[7] = ldc
     fscratch[0] = alpha
     fscratch[1] = beta
-    p = scratch.ctypes.data
-    q = fscratch.ctypes.data
-    size = fscratch.itemsize
+    p = np.int64(scratch.ctypes.data)
+    q = np.int64(fscratch.ctypes.data)
+    size = np.int64(fscratch.itemsize)
     if size == 4:
         _sgemm(p + 4, p, p + 8, p + 12, p + 16, q, b_ptr, p + 20, a_ptr, p + 24, q + size, c_ptr, p + 28)
     else:

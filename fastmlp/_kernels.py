@@ -20,6 +20,12 @@ SGD, ADAM = 0, 1
 _jit = njit(cache=True, nogil=True)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _addr(a, offset):
+    """Address of ``a.flat[offset]`` as int64 (uintp arithmetic would promote to float64)."""
+    return np.int64(a.ctypes.data) + np.int64(offset) * a.itemsize
+
+
 @_jit
 def _activate(z, zo, m, u, params, bo, act):
     """In place on the m x u block at ``z[zo:]``: add the bias ``params[bo:bo+u]``, apply ``act``."""
@@ -44,18 +50,24 @@ def _activate(z, zo, m, u, params, bo, act):
         return
     for i in range(m):
         r = zo + i * u
-        for j in range(u):
-            v = z[r + j] + params[bo + j]
-            if act == LOGISTIC:
-                # exp(-v) overflows to inf for very negative v, giving exactly 0, never NaN.
-                v = one / (one + np.exp(-v))
-            elif act == TANH:
-                v = np.tanh(v)
-            elif act == RELU:
-                v = v if v > zero else zero
-            elif act == EXP:
-                v = np.exp(v)
-            z[r + j] = v
+        # One loop per activation, so each is branch-free and vectorises.
+        if act == LOGISTIC:
+            for j in range(u):
+                # exp(-v) overflows to inf for very negative v: exactly 0, never NaN.
+                z[r + j] = one / (one + np.exp(-(z[r + j] + params[bo + j])))
+        elif act == TANH:
+            for j in range(u):
+                z[r + j] = np.tanh(z[r + j] + params[bo + j])
+        elif act == RELU:
+            for j in range(u):
+                v = z[r + j] + params[bo + j]
+                z[r + j] = v if v > zero else zero
+        elif act == EXP:
+            for j in range(u):
+                z[r + j] = np.exp(z[r + j] + params[bo + j])
+        else:
+            for j in range(u):
+                z[r + j] = z[r + j] + params[bo + j]
 
 
 @_jit
@@ -125,34 +137,50 @@ def _output_delta(a, ao, d, do, m, k, Y, sw, rows, r0, loss_kind):
     return loss, wsum
 
 
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _sum_squares(x, o, n):
+    """Sum of squares of ``x[o:o+n]`` in float64 (reassociation lets it vectorise)."""
+    total = 0.0
+    for j in range(n):
+        v = np.float64(x[o + j])
+        total += v * v
+    return total
+
+
 @_jit
 def _step(params, po, g, go, n, alpha, wsum, opt_kind, hyper, s1, s2, lr_t):
     """Gradient ``(G + alpha W) / wsum`` and the optimizer update, one pass over n parameters.
 
-    Returns the sum of squares of the parameters before the update (the L2 term).
+    Returns the sum of squares of the parameters before the update (the L2 term;
+    0 when alpha is 0). Each optimizer has its own branch-free loop so it vectorises.
     """
+    ssq = _sum_squares(params, po, n) if alpha != 0.0 else 0.0
     one = cast_like(params, 1.0)
     alpha_c = cast_like(params, alpha)
     sw = cast_like(params, wsum)
     lr = cast_like(params, hyper[0])
     mom = cast_like(params, hyper[1])
-    nesterov = hyper[2] != 0.0
-    b1 = cast_like(params, hyper[3])
-    b2 = cast_like(params, hyper[4])
-    eps = cast_like(params, hyper[5])
-    ssq = 0.0
-    for j in range(n):
-        w = params[po + j]
-        ssq += np.float64(w) * np.float64(w)
-        grad = (g[go + j] + alpha_c * w) / sw
-        if opt_kind == SGD:
+    if opt_kind == SGD and hyper[2] != 0.0:
+        for j in range(n):
+            w = params[po + j]
+            grad = (g[go + j] + alpha_c * w) / sw
             v = mom * s1[po + j] - lr * grad
             s1[po + j] = v
-            if nesterov:
-                params[po + j] = w + (mom * v - lr * grad)
-            else:
-                params[po + j] = w + v
-        else:
+            params[po + j] = w + (mom * v - lr * grad)
+    elif opt_kind == SGD:
+        for j in range(n):
+            w = params[po + j]
+            grad = (g[go + j] + alpha_c * w) / sw
+            v = mom * s1[po + j] - lr * grad
+            s1[po + j] = v
+            params[po + j] = w + v
+    else:
+        b1 = cast_like(params, hyper[3])
+        b2 = cast_like(params, hyper[4])
+        eps = cast_like(params, hyper[5])
+        for j in range(n):
+            w = params[po + j]
+            grad = (g[go + j] + alpha_c * w) / sw
             mo = b1 * s1[po + j] + (one - b1) * grad
             ve = b2 * s2[po + j] + (one - b2) * (grad * grad)
             s1[po + j] = mo
@@ -167,7 +195,6 @@ def _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
              hidden_act, out_act, xb, acts, cap, iscr, fscr):
     """Forward pass of m rows into ``acts``; returns the first layer's input pointer."""
     n_layers = units.size - 1
-    size = params.itemsize
     u0 = units[0]
     sparse = Xptr.size > 0
     gathered = rows.size > 0
@@ -179,9 +206,9 @@ def _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
             base = i * u0
             for j in range(u0):
                 xb[base + j] = X[r, j]
-        a_ptr = xb.ctypes.data
+        a_ptr = _addr(xb, 0)
     else:
-        a_ptr = X.ctypes.data + r0 * u0 * size
+        a_ptr = _addr(X, r0 * u0)
     x_ptr = a_ptr
     zo = 0
     for layer in range(n_layers):
@@ -200,11 +227,11 @@ def _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
                         acts[i * u_out + j] += v * params[wrow + j]
         else:
             gemm(NO_TRANS, NO_TRANS, m, u_out, u_in, 1.0, a_ptr, u_in,
-                 params.ctypes.data + coff[layer] * size, u_out, 0.0,
-                 acts.ctypes.data + zo * size, u_out, iscr, fscr)
+                 _addr(params, coff[layer]), u_out, 0.0,
+                 _addr(acts, zo), u_out, iscr, fscr)
         act = out_act if layer == n_layers - 1 else hidden_act
         _activate(acts, zo, m, u_out, params, ioff[layer], act)
-        a_ptr = acts.ctypes.data + zo * size
+        a_ptr = _addr(acts, zo)
         zo += cap * u_out
     return x_ptr
 
@@ -222,7 +249,6 @@ def _forward_backward(X, Xdata, Xind, Xptr, Y, sw, rows, r0, m, params, units, c
     Returns (weighted data-loss sum, weight sum, sum of squared weights before the update).
     """
     n_layers = units.size - 1
-    size = params.itemsize
     sparse = Xptr.size > 0
     gathered = rows.size > 0
     x_ptr = _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
@@ -244,10 +270,10 @@ def _forward_backward(X, Xdata, Xind, Xptr, Y, sw, rows, r0, m, params, units, c
         if layer > 0:
             a_in -= cap * u_in
             # Deltas of the layer below, with this layer's weights before their update.
-            gemm(NO_TRANS, TRANS, m, u_in, u_out, 1.0, deltas.ctypes.data + d_next * size, u_out,
-                 params.ctypes.data + coff[layer] * size, u_out, 0.0,
-                 deltas.ctypes.data + d_cur * size, u_in, iscr, fscr)
-            in_ptr = acts.ctypes.data + a_in * size
+            gemm(NO_TRANS, TRANS, m, u_in, u_out, 1.0, _addr(deltas, d_next), u_out,
+                 _addr(params, coff[layer]), u_out, 0.0,
+                 _addr(deltas, d_cur), u_in, iscr, fscr)
+            in_ptr = _addr(acts, a_in)
         else:
             in_ptr = x_ptr
         if accumulate:
@@ -267,18 +293,17 @@ def _forward_backward(X, Xdata, Xind, Xptr, Y, sw, rows, r0, m, params, units, c
                         target[grow + j] += v * deltas[d_next + i * u_out + j]
         else:
             gemm(TRANS, NO_TRANS, u_in, u_out, m, 1.0, in_ptr, u_in,
-                 deltas.ctypes.data + d_next * size, u_out, beta,
-                 target.ctypes.data + t_off * size, u_out, iscr, fscr)
-        # Bias gradient: column sums of the deltas.
+                 _addr(deltas, d_next), u_out, beta,
+                 _addr(target, t_off), u_out, iscr, fscr)
+        # Bias gradient: column sums of the deltas, row by row (contiguous reads).
         b_off = ioff[layer] if accumulate else u_in * u_out
-        for j in range(u_out):
-            total = 0.0
-            for i in range(m):
-                total += deltas[d_next + i * u_out + j]
-            if accumulate:
-                target[b_off + j] += total
-            else:
-                target[b_off + j] = total
+        if not accumulate:
+            for j in range(u_out):
+                target[b_off + j] = zero
+        for i in range(m):
+            row = d_next + i * u_out
+            for j in range(u_out):
+                target[b_off + j] += deltas[row + j]
         if not accumulate:
             ssq += _step(params, coff[layer], gbuf, 0, u_in * u_out, alpha, wsum,
                          opt_kind, hyper, s1, s2, lr_t)
