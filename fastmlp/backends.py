@@ -272,8 +272,9 @@ class FullBatchObjective:
             self.ws = _NumbaWorkspace(network, self.block, dtype, gather=False)
             self.grad = np.empty(network.n_params, dtype=dtype)
         else:
-            self.X = X
-            self.sw = sample_weight
+            # Cast like NumpyTrainer, so float64 X cannot turn a float32 objective float64.
+            self.X = sp.csr_matrix(X, dtype=dtype) if sp.issparse(X) else np.asarray(X, dtype=dtype)
+            self.sw = None if sample_weight is None else np.asarray(sample_weight, dtype=dtype)
         self.Y = np.ascontiguousarray(Y, dtype=dtype).reshape(Y.shape[0], -1)
 
     def __call__(self, params, alpha):
@@ -326,21 +327,34 @@ def predict(backend, network, params, X):
     Returns
     -------
     out : ndarray of shape (n_samples, n_outputs)
-    """
-    if _check_backend(backend) == "numpy":
-        coefs, intercepts = network.views(params)
-        return reference.forward(coefs, intercepts, X.astype(params.dtype, copy=False),
-                                 network.activation, network.out_activation)[-1]
-    from fastmlp import _kernels
 
+    Notes
+    -----
+    Rows go ``config.PREDICT_CHUNK_ROWS`` at a time, so memory beyond ``out``
+    is bounded whatever the number of rows: dense X that is not already
+    C-contiguous in the compute dtype is converted one chunk at a time.
+    """
     dtype = params.dtype
-    arrays = as_compute_arrays(X, dtype)
     n_rows = X.shape[0]
     block = max(1, min(config.PREDICT_CHUNK_ROWS, n_rows))
-    acts = np.empty(block * sum(network.layer_units[1:]), dtype=dtype)
     out = np.empty((n_rows, network.layer_units[-1]), dtype=dtype)
+    if _check_backend(backend) == "numpy":
+        coefs, intercepts = network.views(params)
+        for r0 in range(0, n_rows, block):
+            out[r0:r0 + block] = reference.forward(
+                coefs, intercepts, X[r0:r0 + block].astype(dtype, copy=False),
+                network.activation, network.out_activation)[-1]
+        return out
+    from fastmlp import _kernels
+
+    ready = sp.issparse(X) or (X.dtype == dtype and X.flags.c_contiguous)
+    step = max(1, n_rows) if ready else block  # X in the kernel's layout goes in one call
+    acts = np.empty(block * sum(network.layer_units[1:]), dtype=dtype)
     hidden, out_act, _ = network.codes
-    _kernels.predict(*arrays, n_rows, block, params, _units(network), network.coef_offsets,
-                     network.intercept_offsets, hidden, out_act, acts, out,
-                     *_blas_scratch(dtype))
+    scratch = _blas_scratch(dtype)
+    for r0 in range(0, n_rows, step):
+        part = X if step >= n_rows else X[r0:r0 + step]
+        _kernels.predict(*as_compute_arrays(part, dtype), part.shape[0], block, params,
+                         _units(network), network.coef_offsets, network.intercept_offsets,
+                         hidden, out_act, acts, out[r0:r0 + step], *scratch)
     return out
