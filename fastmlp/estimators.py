@@ -8,6 +8,7 @@ mini-batch loop (many batches per compiled call, shuffling by index), the
 L-BFGS objective and the forward pass of ``predict``.
 """
 
+import contextlib
 import copy
 import time
 import warnings
@@ -19,12 +20,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils import _safe_indexing, gen_batches, shuffle
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import validate_data
 
-from fastmlp import backends, config
+from fastmlp import _threads, backends, config
 from fastmlp._network import Network
 from fastmlp.optimizers import make_optimizer
 
@@ -77,19 +79,17 @@ class _FastMLPMixin:
         super()._initialize(y, layer_units, dtype)
         if is_classifier(self) and self.loss == "squared_error":
             self.out_activation_ = "logistic"  # squared error on sigmoid outputs (seed 000)
+        if self.solver not in ("sgd", "adam") or not self.early_stopping:
+            # Only early stopping reads these copies; elsewhere they would just
+            # double the size of pickles.
+            del self._best_coefs, self._best_intercepts
 
     # ---- fit -----------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
         # A call that fails on bad input leaves the model exactly as it was.
-        before = self.__dict__.copy()
-        try:
-            return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
-        except TrainingDivergedError:
-            raise
-        except Exception:
-            self.__dict__.clear()
-            self.__dict__.update(before)
-            raise
+        with _restore_on_error(self):
+            with _threads.share_cores():  # concurrent fits split the BLAS threads
+                return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
                         intercept_grads, layer_units, incremental):
@@ -156,7 +156,7 @@ class _FastMLPMixin:
                 accumulated_loss = self._run_epoch(trainer, params, rows, n_batches, chunk)
 
                 self.n_iter_ += 1
-                self.loss_ = accumulated_loss / n_samples
+                self.loss_ = np.float64(accumulated_loss / n_samples)  # sklearn's type
                 self.t_ += n_samples
                 self.loss_curve_.append(self.loss_)
                 if self.verbose:
@@ -203,7 +203,16 @@ class _FastMLPMixin:
             stop = min(n_batches, b + chunk.size)
             saved = params.copy(), copy.deepcopy(self._optimizer)
             tic = time.perf_counter()
-            loss_sum, n_done = trainer.run(params, self._optimizer, rows, b, stop, self.alpha)
+            try:
+                loss_sum, n_done = trainer.run(params, self._optimizer, rows, b, stop,
+                                               self.alpha)
+            except KeyboardInterrupt:
+                # Ctrl-C may land between the kernel's update of params and the
+                # optimizer's bookkeeping (or mid-step in NumPy): go back to the
+                # consistent state at the start of this chunk.
+                params[...] = saved[0]
+                self._optimizer = saved[1]
+                raise
             chunk.update(stop - b, time.perf_counter() - tic)
             if n_done < stop - b or not np.isfinite(loss_sum) or not np.isfinite(params).all():
                 params[...] = saved[0]
@@ -234,12 +243,12 @@ class _FastMLPMixin:
             loss_grad, packed, method="L-BFGS-B", jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                      **_get_additional_lbfgs_options_dict("iprint", iprint)})
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
-        self.loss_ = opt_res.fun
         if not np.isfinite(opt_res.x).all() or not np.isfinite(opt_res.fun):
             raise TrainingDivergedError(
                 "L-BFGS produced a non-finite loss or weights; the previous weights were "
                 "kept. Scale the inputs (e.g. StandardScaler) or increase alpha.")
+        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        self.loss_ = np.float64(opt_res.fun)
         self.coefs_, self.intercepts_ = network.views(opt_res.x.astype(dtype))
 
     # ---- predict -------------------------------------------------------------------
@@ -249,11 +258,44 @@ class _FastMLPMixin:
         network = Network(self._layer_units(), self.activation, self._network_loss())
         dtype = np.asarray(self.coefs_[0]).dtype
         params = network.pack(self.coefs_, self.intercepts_, dtype)
-        out = backends.predict(self.backend, network, params, X)
+        # Public predictions never return NaN silently (relu maps NaN to 0 in the
+        # kernels, so NaN weights need their own check). Internal validation scoring
+        # (check_input=False) keeps scikit-learn's rule: non-finite -> NaN score.
+        if check_input and not np.isfinite(params).all():
+            raise ValueError("The model's weights (coefs_ or intercepts_) contain NaN or "
+                             "inf, so its outputs would not be finite. Refit the model.")
+        with _threads.share_cores():
+            out = backends.predict(self.backend, network, params, X)
+        if check_input and not np.isfinite(out).all():
+            raise ValueError(
+                "The network's outputs are not finite (NaN or inf): its weights contain "
+                "NaN or inf, or the inputs are too large for them. Scale the inputs "
+                "(e.g. StandardScaler) or refit the model.")
         return out.astype(np.result_type(X.dtype, dtype), copy=False)
 
     def _network_loss(self):
         return self._network(self._layer_units()).loss
+
+
+@contextlib.contextmanager
+def _restore_on_error(est):
+    """Put the estimator's attributes back as they were if the block raises.
+
+    Divergence is the exception: it keeps the last finite parameters on purpose.
+    Lists (``loss_curve_``, ``validation_scores_``) and the optimizer's state are
+    updated in place during training, so they are copied, not just referenced.
+    """
+    before = {key: list(value) if isinstance(value, list)
+              else copy.deepcopy(value) if key == "_optimizer" else value
+              for key, value in vars(est).items()}
+    try:
+        yield
+    except TrainingDivergedError:
+        raise
+    except Exception:
+        est.__dict__.clear()
+        est.__dict__.update(before)
+        raise
 
 
 def _with_extra_constraints(base):
@@ -383,6 +425,33 @@ n_outputs_, out_activation_
         self.loss = loss
         self.backend = backend
         self.dtype = dtype
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """Update the model with a single epoch over the given data.
+
+        As :meth:`sklearn.neural_network.MLPClassifier.partial_fit`, except that
+        a failed call (even a failed first call, which records ``classes``)
+        leaves the estimator exactly as it was.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data.
+        y : array-like of shape (n_samples,)
+            The target values.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Sample weights.
+        classes : array of shape (n_classes,), default=None
+            Classes across all calls; required on the first call.
+
+        Returns
+        -------
+        self : FastMLPClassifier
+            The updated model.
+        """
+        with _restore_on_error(self):
+            return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
 
     def predict_proba(self, X):
         """Probability estimates.
