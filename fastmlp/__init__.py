@@ -8,5 +8,7 @@ MLPRegressor.
 __version__ = "0.1.0"
 
 from fastmlp.estimators import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError
+from fastmlp.streaming import partial_fit_chunks
 
-__all__ = ["FastMLPClassifier", "FastMLPRegressor", "TrainingDivergedError", "__version__"]
+__all__ = ["FastMLPClassifier", "FastMLPRegressor", "TrainingDivergedError", "partial_fit_chunks",
+           "__version__"]

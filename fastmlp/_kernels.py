@@ -61,7 +61,7 @@ def _activate(z, zo, m, u, params, bo, act):
         elif act == RELU:
             for j in range(u):
                 v = z[r + j] + params[bo + j]
-                z[r + j] = v if v > zero else zero
+                z[r + j] = zero if v < zero else v  # NaN stays NaN, as np.maximum
         elif act == EXP:
             for j in range(u):
                 z[r + j] = np.exp(z[r + j] + params[bo + j])
@@ -91,6 +91,16 @@ def _derivative(d, do, a, ao, m, u, act):
 
 
 @_jit
+def _clip(x, lo, hi):
+    # Comparisons, not min/max, so NaN passes through (as np.clip) and is noticed.
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+@_jit
 def _xlogy(y, x):
     return 0.0 if y == 0 else y * np.log(x)
 
@@ -117,9 +127,9 @@ def _output_delta(a, ao, d, do, m, k, Y, sw, rows, r0, loss_kind):
             p = a[ao + i * k + c]
             y = Y[r, c]
             if loss_kind == LOG_LOSS:
-                li -= _xlogy(y, min(max(p, eps), hi))
+                li -= _xlogy(y, _clip(p, eps, hi))
             elif loss_kind == BINARY_LOG_LOSS:
-                pc = min(max(p, eps), hi)
+                pc = _clip(p, eps, hi)
                 li -= _xlogy(y, pc) + _xlogy(one - y, one - pc)
             elif loss_kind == POISSON:
                 li += _xlogy(y, y / p) - y + p
@@ -318,22 +328,24 @@ def _forward_backward(X, Xdata, Xind, Xptr, Y, sw, rows, r0, m, params, units, c
 @_jit
 def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start, b_stop,
                   params, units, coff, ioff, hidden_act, out_act, loss_kind, alpha,
-                  opt_kind, hyper, s1, s2, step, xb, acts, deltas, gbuf, iscr, fscr):
+                  opt_kind, hyper, s1, s2, step, xb, acts, deltas, gbuf, iscr, fscr, loss_sum):
     """Run mini-batches ``b_start`` to ``b_stop`` of an epoch: forward, backward, update.
 
     Batch b covers positions ``[b * batch_size, min((b + 1) * batch_size, n_rows))``
     of ``rows`` (sample indices in epoch order) or, when ``rows`` is empty, the
     rows of X themselves. Stops early at the first non-finite batch loss.
 
+    ``loss_sum`` is the running sum carried over from the previous call of the
+    epoch, so the epoch's loss is summed in batch order however it is chunked.
+
     Returns
     -------
     loss_sum : float
-        Sum over the batches of batch loss times batch length (sklearn's
-        ``accumulated_loss``).
+        ``loss_sum`` plus, over the batches, batch loss times batch length
+        (sklearn's ``accumulated_loss``).
     n_done : int
         Number of batches run.
     """
-    loss_sum = 0.0
     lr_t = 0.0
     for b in range(b_start, b_stop):
         r0 = b * batch_size

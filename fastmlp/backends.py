@@ -88,7 +88,7 @@ class NumbaTrainer:
         self.batch_size = int(batch_size)
         self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True)
 
-    def run(self, params, optimizer, rows, b_start, b_stop, alpha):
+    def run(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
         """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
 
         Parameters
@@ -103,6 +103,8 @@ class NumbaTrainer:
             Batches to run.
         alpha : float
             L2 penalty.
+        loss_sum : float, default=0.0
+            Running loss sum of the epoch so far.
 
         Returns
         -------
@@ -121,7 +123,7 @@ class NumbaTrainer:
             params, _units(self.network), self.network.coef_offsets,
             self.network.intercept_offsets, hidden, out, loss, float(alpha),
             optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas, ws.gbuf,
-            ws.iscr, ws.fscr)
+            ws.iscr, ws.fscr, float(loss_sum))
         optimizer.sync_from_kernel(step)
         return loss_sum, n_done
 
@@ -152,7 +154,7 @@ class NumpyTrainer:
         self.sw = None if sample_weight is None else np.asarray(sample_weight, dtype=dtype)
         self.batch_size = int(batch_size)
 
-    def run(self, params, optimizer, rows, b_start, b_stop, alpha):
+    def run(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
         """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
 
         Parameters
@@ -167,6 +169,8 @@ class NumpyTrainer:
             Batches to run.
         alpha : float
             L2 penalty.
+        loss_sum : float, default=0.0
+            Running loss sum of the epoch so far.
 
         Returns
         -------
@@ -174,7 +178,8 @@ class NumpyTrainer:
         n_done : int
         """
         return reference.train_batches(self.network, params, optimizer, self.X, self.Y,
-                                       self.sw, rows, self.batch_size, b_start, b_stop, alpha)
+                                       self.sw, rows, self.batch_size, b_start, b_stop, alpha,
+                                       loss_sum)
 
 
 def _units(network):

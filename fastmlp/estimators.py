@@ -204,8 +204,9 @@ class _FastMLPMixin:
             saved = params.copy(), copy.deepcopy(self._optimizer)
             tic = time.perf_counter()
             try:
+                # The running sum goes in, so the loss does not depend on chunking.
                 loss_sum, n_done = trainer.run(params, self._optimizer, rows, b, stop,
-                                               self.alpha)
+                                               self.alpha, accumulated)
             except KeyboardInterrupt:
                 # Ctrl-C may land between the kernel's update of params and the
                 # optimizer's bookkeeping (or mid-step in NumPy): go back to the
@@ -222,7 +223,7 @@ class _FastMLPMixin:
                     f"(NaN or inf) in epoch {self.n_iter_ + 1}. The last finite weights "
                     "were restored. Scale the inputs (e.g. StandardScaler), lower "
                     "learning_rate_init, or increase alpha.")
-            accumulated += loss_sum
+            accumulated = loss_sum
             b = stop
         return accumulated
 

@@ -146,7 +146,7 @@ def backprop(coefs, intercepts, X, Y, network, alpha, sample_weight=None):
 
 
 def train_batches(network, params, optimizer, X, Y, sample_weight, rows, batch_size,
-                  b_start, b_stop, alpha):
+                  b_start, b_stop, alpha, loss_sum=0.0):
     """Run mini-batches ``b_start`` to ``b_stop`` of an epoch, one NumPy step each.
 
     Same contract as :func:`fastmlp._kernels.train_batches`.
@@ -173,11 +173,13 @@ def train_batches(network, params, optimizer, X, Y, sample_weight, rows, batch_s
         Range of batches to run.
     alpha : float
         L2 penalty.
+    loss_sum : float, default=0.0
+        Running sum from the earlier calls of the epoch (kept in batch order).
 
     Returns
     -------
     loss_sum : float
-        Sum of batch loss times batch length.
+        ``loss_sum`` plus the sum of batch loss times batch length.
     n_done : int
         Number of batches run (fewer when a batch loss was not finite).
     """
@@ -185,7 +187,6 @@ def train_batches(network, params, optimizer, X, Y, sample_weight, rows, batch_s
     coefs, intercepts = network.views(params)
     grad = np.empty_like(params)
     coef_grads, intercept_grads = network.views(grad)
-    loss_sum = 0.0
     for b in range(b_start, b_stop):
         batch = slice(b * batch_size, min((b + 1) * batch_size, n_rows))
         idx = batch if rows is None else rows[batch]

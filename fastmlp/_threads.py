@@ -1,0 +1,164 @@
+"""How many BLAS threads fits get, alone and when several run at once.
+
+The compiled kernels release the GIL (``@njit(nogil=True)``), so fits started
+from several Python threads (``joblib``'s threading backend,
+``concurrent.futures``) really run in parallel. Their matrix products go to
+BLAS (SciPy's OpenBLAS, through ``scipy.linalg.cython_blas``), whose pthreads
+thread pool is process-wide: by default every product asks for all cores.
+Two fits doing that oversubscribe the machine, and OpenBLAS's threaded
+level-3 driver also makes concurrent threaded products wait for one another,
+so the fits end up slower than one after another.
+
+The estimators therefore wrap every fit and prediction in :func:`share_cores`,
+which keeps a process-wide, thread-safe count of the calls in progress and
+sets the BLAS limit for all of them to
+``max(1, min(cap, limit_before // active))``, where ``cap`` is
+:data:`fastmlp.config.BLAS_THREADS_PER_FIT` (None: no cap) and
+``limit_before`` is the limit in force when the first call started, so a
+limit set by the user, joblib/loky or Dask is only ever lowered. When the last
+call ends, the previous limits are restored. Limits are process-global, which
+is why this is one shared count and not a ``threadpool_limits`` context per
+fit (that would change the other fits' limit and restore it while they run).
+
+Why the default cap is 1: OpenBLAS blocks the summed dimension of a product
+differently with one thread and with several once it is longer than its
+block (measured with SciPy's OpenBLAS 0.3.30 on SkylakeX: from 385 terms in
+float64, 600 in float32; MNIST's 784 inputs exceed both), so the same fit
+rounds differently with different thread counts, and with a limit that
+follows how many fits overlap, its result would depend on timing. With
+one BLAS thread per fit, results are the same bits whether fits run one after
+another, in threads, in loky or on Dask workers (which run BLAS single-threaded
+themselves). The Numba kernels are serial (no ``prange``), so there are no
+Numba threads to limit.
+"""
+
+import contextlib
+import threading
+
+from threadpoolctl import ThreadpoolController
+
+from fastmlp import config
+
+_lock = threading.Lock()
+_active = 0
+_saved_limits = None  # [(library controller, limit before the first call)] while calls run
+_blas_controller = None
+
+
+def _blas_libraries():
+    # Built once: scanning the loaded libraries takes milliseconds, and the
+    # BLAS libraries fastmlp uses (NumPy's and SciPy's) are loaded on import.
+    global _blas_controller
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController().select(user_api="blas")
+    return _blas_controller.lib_controllers
+
+
+def _set_threads(lib, n):
+    # threadpoolctl >= 3.8 lets only one Python thread (the first to set a
+    # limit) change a pthreads OpenBLAS and silently ignores the others. This
+    # module is the one arbiter of fastmlp's limits (all changes are made under
+    # its lock, from whichever fit thread starts or ends), so it sets the limit
+    # directly.
+    real_set = getattr(lib, "_real_set_num_threads", None)
+    if real_set is not None and getattr(lib, "threading_layer", None) != "openmp":
+        real_set(n)
+    else:
+        lib.set_num_threads(n)
+
+
+def blas_threads_for(limit_before, active, cap=None):
+    """BLAS threads each of ``active`` concurrent calls gets.
+
+    Parameters
+    ----------
+    limit_before : int
+        BLAS limit in force before the calls started.
+    active : int
+        Calls in progress (>= 1).
+    cap : int or None, optional
+        Most threads for one call; None means no cap. Defaults to
+        :data:`fastmlp.config.BLAS_THREADS_PER_FIT` when not given.
+
+    Returns
+    -------
+    int
+        ``max(1, min(cap, limit_before // active))``.
+
+    Examples
+    --------
+    >>> blas_threads_for(8, 3, cap=None)
+    2
+    >>> blas_threads_for(8, 1, cap=1)
+    1
+    """
+    share = limit_before // max(1, active)
+    if cap is not None:
+        share = min(int(cap), share)
+    return max(1, share)
+
+
+def _apply_limits():
+    """Set the BLAS limits for the current count; the caller holds ``_lock``."""
+    global _saved_limits
+    if _active == 0:
+        if _saved_limits is not None:
+            for lib, before in _saved_limits:
+                _set_threads(lib, before)
+            _saved_limits = None
+        return
+    if _saved_limits is None:
+        _saved_limits = [(lib, lib.num_threads) for lib in _blas_libraries()]
+    cap = config.BLAS_THREADS_PER_FIT
+    for lib, before in _saved_limits:
+        if before is not None:
+            _set_threads(lib, blas_threads_for(before, _active, cap))
+
+
+@contextlib.contextmanager
+def share_cores():
+    """Register a fit or prediction as running for as long as the ``with`` block lasts.
+
+    While at least one block is active in the process, every loaded BLAS
+    library is limited to :func:`blas_threads_for` ``(limit_before, active)``
+    threads; the previous limits come back when the last block ends. The
+    estimators use it around ``fit``, ``partial_fit`` and the forward pass of
+    ``predict``.
+
+    Yields
+    ------
+    None
+
+    Examples
+    --------
+    >>> from fastmlp._threads import share_cores, active_calls
+    >>> with share_cores():
+    ...     active_calls()
+    1
+    >>> active_calls()
+    0
+    """
+    global _active
+    with _lock:
+        _active += 1
+        _apply_limits()
+    try:
+        yield
+    finally:
+        with _lock:
+            _active -= 1
+            _apply_limits()
+
+
+def active_calls():
+    """Number of fits and predictions currently running in this process.
+
+    Returns
+    -------
+    int
+    """
+    with _lock:
+        return _active
+
+
+__all__ = ["share_cores", "active_calls", "blas_threads_for"]

@@ -1,0 +1,250 @@
+"""Divergence: training stops, the last finite weights are kept, a ValueError says what to do.
+
+The data here is finite (so input validation accepts it) but makes training
+blow up: a learning rate far too high for SGD, an absurd one for Adam, or
+inputs of magnitude 1e150 (1e30 in float32).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+from fastmlp import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError, backends
+from fastmlp._network import Network
+
+RNG = np.random.RandomState(0)
+X = RNG.randn(300, 6)
+Y_CLS = (X[:, 0] > 0).astype(int)
+Y_REG = X @ RNG.randn(6)
+# name -> (estimator factory, X scale per dtype or None, y): each diverges
+# within a few epochs.
+DIVERGING = {
+    "sgd-learning-rate": (lambda **kw: FastMLPRegressor(
+        hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=0.5, batch_size=10, **kw),
+        None, Y_REG),
+    "adam-learning-rate": (lambda **kw: FastMLPRegressor(
+        hidden_layer_sizes=(10, 10, 10), solver="adam", learning_rate_init=1e60,
+        batch_size=10, **kw), None, Y_REG),
+    "sgd-huge-inputs": (lambda **kw: FastMLPClassifier(
+        hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=0.1, **kw),
+        {np.float64: 1e150, np.float32: 1e30}, Y_CLS),
+    "adam-huge-inputs": (lambda **kw: FastMLPRegressor(
+        hidden_layer_sizes=(10,), solver="adam", batch_size=10, **kw),
+        {np.float64: 1e155, np.float32: 1e30}, Y_REG),
+}
+
+
+class _Recorder:
+    """Wraps every trainer's ``run`` to record the parameters before each compiled call."""
+
+    def __init__(self, monkeypatch):
+        self.starts = []
+        self.results = []
+        make_trainer = backends.make_trainer
+
+        def recording_make_trainer(*args, **kwargs):
+            trainer = make_trainer(*args, **kwargs)
+            run = trainer.run
+
+            def recording_run(params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
+                self.starts.append(params.copy())
+                loss_sum, n_done = run(params, optimizer, rows, b_start, b_stop, alpha, loss_sum)
+                self.results.append((loss_sum, n_done, b_stop - b_start,
+                                     bool(np.isfinite(params).all())))
+                return loss_sum, n_done
+
+            trainer.run = recording_run
+            return trainer
+
+        monkeypatch.setattr(backends, "make_trainer", recording_make_trainer)
+
+    def diverged(self):
+        """Whether each recorded call ended non-finite."""
+        return [n_done < n_asked or not np.isfinite(loss_sum) or not params_finite
+                for loss_sum, n_done, n_asked, params_finite in self.results]
+
+
+def _flat(est):
+    units = [est.coefs_[0].shape[0]] + [c.shape[1] for c in est.coefs_]
+    return Network(units, est.activation, "squared_error").pack(
+        est.coefs_, est.intercepts_, est.coefs_[0].dtype)
+
+
+def _assert_usable(est, X_ok, finite_outputs=True):
+    """Finite weights; predictions finite, or (finite but huge weights) a clear error."""
+    assert all(np.isfinite(p).all() for p in est.coefs_ + est.intercepts_)
+    predict = est.predict_proba if hasattr(est, "predict_proba") else est.predict
+    if finite_outputs:
+        assert np.isfinite(predict(X_ok)).all()
+    else:
+        try:
+            out = predict(X_ok)
+        except ValueError as error:
+            assert "NaN or inf" in str(error)
+        else:
+            assert np.isfinite(out).all()
+
+
+def _assert_guidance(message):
+    assert "diverged" in message
+    assert "Scale the inputs" in message
+    assert "learning_rate_init" in message
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("case", sorted(DIVERGING))
+def test_fit_divergence_restores_last_finite_weights(monkeypatch, case, backend, dtype):
+    factory, scale, y = DIVERGING[case]
+    X_fit = (X * scale[dtype] if scale else X).astype(dtype)
+    recorder = _Recorder(monkeypatch)
+    est = factory(random_state=0, max_iter=50, backend=backend)
+    with pytest.raises(TrainingDivergedError) as info:
+        est.fit(X_fit, y)
+    assert isinstance(info.value, ValueError)
+    _assert_guidance(str(info.value))
+    # Training stopped at the first compiled call that went non-finite, and the
+    # weights are exactly those at the start of that call.
+    assert recorder.diverged() == [False] * (len(recorder.results) - 1) + [True]
+    np.testing.assert_array_equal(_flat(est), recorder.starts[-1])
+    assert est.coefs_[0].dtype == dtype
+    assert all(np.isfinite(est.loss_curve_)) and len(est.loss_curve_) == est.n_iter_
+    # Weights restored after a step on inputs of 1e150 may be too large for
+    # inputs of 1: then predict says so rather than returning NaN.
+    _assert_usable(est, X.astype(dtype), finite_outputs=scale is None)
+
+
+@pytest.mark.parametrize("case", sorted(DIVERGING))
+def test_sklearn_also_fails_on_these_cases(case):
+    # The cases are genuinely divergent: scikit-learn's own MLP ends with
+    # non-finite weights and a ValueError (after running every epoch).
+    factory, scale, y = DIVERGING[case]
+    ours = factory()
+    sk_cls = MLPClassifier if isinstance(ours, FastMLPClassifier) else MLPRegressor
+    params = {k: v for k, v in ours.get_params().items() if k in sk_cls().get_params()}
+    sk = sk_cls(**{**params, "random_state": 0, "max_iter": 20})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="non-finite"):
+            sk.fit(X * scale[np.float64] if scale else X, y)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_partial_fit_divergence_keeps_model_and_can_continue(monkeypatch, backend):
+    est = FastMLPClassifier((10,), solver="sgd", learning_rate_init=0.01, batch_size=10,
+                            random_state=0, backend=backend)
+    est.partial_fit(X, Y_CLS, classes=[0, 1])
+    recorder = _Recorder(monkeypatch)
+    with pytest.raises(TrainingDivergedError) as info:
+        est.partial_fit(X * 1e150, Y_CLS)
+    _assert_guidance(str(info.value))
+    np.testing.assert_array_equal(_flat(est), recorder.starts[-1])
+    _assert_usable(est, X, finite_outputs=False)
+    # The optimizer state went back with the weights: training continues normally.
+    est.partial_fit(X, Y_CLS)
+    _assert_usable(est, X)
+    assert np.isfinite(est.loss_)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_partial_fit_learning_rate_divergence(backend):
+    est = FastMLPRegressor(hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=0.5,
+                           batch_size=10, random_state=0, backend=backend)
+    with pytest.raises(TrainingDivergedError, match="Scale the inputs"):
+        for _ in range(20):
+            est.partial_fit(X, Y_REG)
+    _assert_usable(est, X)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_warm_start_divergence_keeps_earlier_epochs(monkeypatch, backend):
+    est = FastMLPRegressor(hidden_layer_sizes=(10,), solver="adam", learning_rate_init=0.01,
+                           batch_size=10, max_iter=5, random_state=0, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y_REG)
+    curve = list(est.loss_curve_)
+    recorder = _Recorder(monkeypatch)
+    est.set_params(warm_start=True, solver="sgd", learning_rate_init=0.5)
+    with pytest.raises(TrainingDivergedError) as info:
+        est.fit(X, Y_REG)
+    _assert_guidance(str(info.value))
+    np.testing.assert_array_equal(_flat(est), recorder.starts[-1])
+    assert est.loss_curve_[:len(curve)] == curve
+    assert all(np.isfinite(est.loss_curve_))
+    _assert_usable(est, X)
+
+
+def test_divergence_with_early_stopping():
+    est = FastMLPRegressor(hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=0.5,
+                           batch_size=10, early_stopping=True, random_state=0)
+    with pytest.raises(TrainingDivergedError):
+        est.fit(X, Y_REG)
+    _assert_usable(est, X)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("est_cls, y", [(FastMLPRegressor, Y_REG), (FastMLPClassifier, Y_CLS)])
+def test_lbfgs_divergence(backend, est_cls, y):
+    # With inputs of 1e200 the loss is NaN from the start; scipy stops at once
+    # and returns the initial weights with a NaN loss.
+    est = est_cls(hidden_layer_sizes=(10,), solver="lbfgs", random_state=0, backend=backend)
+    with pytest.raises(TrainingDivergedError, match="Scale the inputs"):
+        est.fit(X * 1e200, y)
+    _assert_usable(est, X)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_lbfgs_warm_start_divergence_keeps_previous_model(backend):
+    est = FastMLPRegressor(hidden_layer_sizes=(10,), solver="lbfgs", max_iter=20,
+                           random_state=0, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y_REG)
+    coefs = [c.copy() for c in est.coefs_ + est.intercepts_]
+    loss, n_iter = est.loss_, est.n_iter_
+    est.set_params(warm_start=True)
+    with pytest.raises(TrainingDivergedError):
+        est.fit(X * 1e200, Y_REG)
+    for before, after in zip(coefs, est.coefs_ + est.intercepts_):
+        np.testing.assert_array_equal(before, after)
+    assert (est.loss_, est.n_iter_) == (loss, n_iter)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_log_proba", "score"])
+def test_classifier_never_returns_nan_silently(method, bad):
+    est = FastMLPClassifier((5,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, np.arange(300) % 3)
+    est.coefs_[0][2, 1] = bad
+    args = (X, np.arange(300) % 3) if method == "score" else (X,)
+    with pytest.raises(ValueError, match="NaN or inf"):
+        getattr(est, method)(*args)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_regressor_never_returns_nan_silently(backend):
+    est = FastMLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y_REG)
+    est.intercepts_[-1][0] = np.nan
+    with pytest.raises(ValueError, match="NaN or inf"):
+        est.predict(X)
+
+
+def test_validation_score_of_non_finite_model_is_nan():
+    # Early stopping scores the validation split without input checks; like
+    # scikit-learn, a non-finite prediction gives a NaN score there, not an error
+    # (so early stopping treats it as "no improvement").
+    est = FastMLPRegressor(hidden_layer_sizes=(5,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, Y_REG)
+    est.intercepts_[-1][0] = np.inf
+    assert np.isnan(est._score(X, Y_REG))
