@@ -88,7 +88,7 @@ class _FastMLPMixin:
     def _fit(self, X, y, sample_weight=None, incremental=False):
         # A call that fails on bad input leaves the model exactly as it was.
         with _restore_on_error(self):
-            with _threads.share_cores():  # concurrent fits split the BLAS threads
+            with _threads.share_cores():  # sets the BLAS threads of this fit
                 return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
