@@ -1,0 +1,154 @@
+"""One row of LeCun's MNIST table, reproduced with FastMLPClassifier.
+
+The table on yann.lecun.com/exdb/mnist lists "2-layer NN, 800 HU,
+Cross-Entropy Loss: 1.6% test error" (Simard, Steinkraus and Platt, 2003):
+a 784-800-10 network with sigmoid hidden units and a softmax output trained on
+cross-entropy, without distortions (data augmentation) or ensembles. This
+script trains that network on the real MNIST (60000 training and 10000 test
+images, :func:`fastmlp.datasets.load_mnist`) and prints the test error.
+
+Recipe (tuned for a fixed budget of 30 epochs):
+
+* Inputs: each pixel minus its training-set mean, divided by the global
+  standard deviation of the pixels. Zero-mean inputs of unit scale make the
+  sigmoid hidden layer learn much faster than raw [0, 1] pixels.
+* SGD with Nesterov momentum 0.9, mini-batches of 128 rows, float32.
+* A large learning rate with weight decay, then annealing: one epoch of
+  warm-up at half the peak rate 0.7 (the 800 hidden units all start near 0.5,
+  so early output-layer steps are large), then cosine decay from the peak to
+  zero at the last epoch. The first epochs at a high rate look bad (training
+  loss above 1, test error 5-7%); the error falls while the rate anneals.
+  scikit-learn's estimators only offer constant, inverse-scaling and adaptive
+  schedules, so the script trains one epoch per ``partial_fit`` call and sets
+  the optimizer's learning rate before each.
+* L2 penalty ``alpha=0.03``. scikit-learn adds ``alpha / (2 * batch size)
+  * sum of squared weights`` to the mean loss of a batch, so this is an L2
+  coefficient of 0.03 / 128 = 2.3e-4; with the default alpha (1e-4) the
+  network memorises the training set and stops near 2.0% error. Scale
+  ``--alpha`` with ``--batch-size``.
+
+With 30 epochs this reached 1.56%, 1.57% and 1.57% test error with
+``--seed`` 0, 1 and 2 on the development machine.
+
+Prints one progress line per epoch, then, last, ``test error: X.XX% in Y.Y s``
+where Y is the training time (the ``partial_fit`` calls: no data loading, no
+JIT compilation, no test evaluation).
+
+Usage: ``python examples/mnist_lecun_table.py [--epochs 30] [--quick]``.
+"""
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from fastmlp import FastMLPClassifier
+from fastmlp.datasets import load_mnist
+
+EPOCHS = 30
+BATCH_SIZE = 128
+PEAK_LR = 0.7
+ALPHA = 0.03
+CLASSES = np.arange(10)
+
+
+def learning_rate(epoch, epochs, peak):
+    """Learning rate of an epoch: half the peak in the first, then cosine decay to zero.
+
+    Parameters
+    ----------
+    epoch : int
+        Epoch index, from 0.
+    epochs : int
+        Total number of epochs.
+    peak : float
+        Largest learning rate.
+
+    Returns
+    -------
+    lr : float
+    """
+    if epoch == 0 and epochs > 1:
+        return peak / 2  # warm-up
+    return peak * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+
+
+def standardize(X_train, X_test):
+    """Centre each pixel on its training mean and divide by the global pixel std.
+
+    Parameters
+    ----------
+    X_train, X_test : ndarray of shape (n_samples, 784), float32
+        Pixels in [0, 1].
+
+    Returns
+    -------
+    X_train, X_test : ndarray, float32, C-contiguous
+    """
+    mean = X_train.mean(axis=0)
+    scale = X_train.std()  # one global scale: rarely-lit border pixels stay small
+    return ((X_train - mean) / scale).astype(np.float32), ((X_test - mean) / scale).astype(
+        np.float32)
+
+
+def main(argv=None):
+    """Train the 784-800-10 sigmoid network and print the test error.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument("--lr", type=float, default=PEAK_LR, help="peak learning rate")
+    parser.add_argument("--alpha", type=float, default=ALPHA, help="L2 penalty")
+    parser.add_argument("--hidden", type=int, default=800, help="hidden units")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="use only the first N training images")
+    parser.add_argument("--seed", type=int, default=0, help="random_state")
+    parser.add_argument("--quick", action="store_true",
+                        help="5000 training images, 100 hidden units, 2 epochs (tests)")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error("--epochs must be at least 1")
+    if args.quick:
+        args.n_train, args.hidden, args.epochs = 5000, 100, 2
+
+    X_train, y_train = load_mnist("train")
+    X_test, y_test = load_mnist("test")
+    if args.n_train is not None:
+        X_train, y_train = X_train[:args.n_train], y_train[:args.n_train]
+    X_train, X_test = standardize(X_train, X_test)
+
+    settings = dict(activation="logistic", solver="sgd", momentum=0.9,
+                    nesterovs_momentum=True, batch_size=args.batch_size, alpha=args.alpha,
+                    dtype="float32")
+    # Compile the kernels (or load them from the Numba cache) before the clock starts.
+    FastMLPClassifier((8,), **settings).partial_fit(X_train[:256], y_train[:256], classes=CLASSES)
+
+    clf = FastMLPClassifier((args.hidden,), learning_rate_init=learning_rate(
+        0, args.epochs, args.lr), random_state=args.seed, **settings)
+    print(f"784-{args.hidden}-10 sigmoid network, softmax + cross-entropy, "
+          f"{X_train.shape[0]} training images, batch {args.batch_size}, "
+          f"peak lr {args.lr}, alpha {args.alpha}, {args.epochs} epochs")
+    seconds = 0.0
+    for epoch in range(args.epochs):
+        lr = learning_rate(epoch, args.epochs, args.lr)
+        if epoch:
+            # _optimizer is the estimator's private fastmlp.optimizers.SGD, kept
+            # across partial_fit calls; setting its rate is how we get a custom schedule.
+            clf._optimizer.learning_rate = lr
+        tic = time.perf_counter()
+        clf.partial_fit(X_train, y_train, classes=CLASSES)
+        seconds += time.perf_counter() - tic
+        error = 100 * (1 - clf.score(X_test, y_test))
+        print(f"epoch {epoch + 1:3d}  lr {lr:.4f}  train loss {clf.loss_:.4f}  "
+              f"test error {error:5.2f}%  elapsed {seconds:6.1f} s", flush=True)
+    print(f"test error: {error:.2f}% in {seconds:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
