@@ -1,0 +1,300 @@
+"""Turn pytest-benchmark's ``--benchmark-json`` output into the README's markdown tables.
+
+Usage::
+
+    python benchmarks/report.py /tmp/bench.json              # print
+    python benchmarks/report.py /tmp/bench.json -o table.md  # write a file
+
+Tables (a suite missing from the JSON is left out):
+
+* seconds per epoch on MNIST, per network and dtype, one row per batch size:
+  each library's time with its share of the machine's large-GEMM rate, and
+  each library's time divided by numba's (how many times faster numba is);
+* digits ``fit``, GridSearchCV, ``predict_proba`` throughput and the JIT cost
+  of a fresh process, each against fastmlp's numba backend;
+* any other benchmark group as a plain list of times.
+
+Times are pytest-benchmark's per-round statistic chosen with ``--stat``
+(default ``min``: on a shared machine the fastest round is the least
+disturbed one).
+"""
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+
+EPOCH_LIBS = ("numba", "numpy", "sklearn", "torch")
+
+
+def load(path):
+    """Read a ``--benchmark-json`` file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The JSON file.
+
+    Returns
+    -------
+    data : dict
+        pytest-benchmark's document (``machine_info``, ``benchmarks``, ...).
+    """
+    with open(path) as f:
+        return json.load(f)
+
+
+def _seconds(bench, stat):
+    return bench["stats"][stat]
+
+
+def _pct(fraction):
+    return f"{100 * fraction:.1f} %"
+
+
+def _ratio(value, reference):
+    if value is None or reference is None:
+        return "–"
+    return f"{value / reference:.2f}×"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def header_section(data):
+    """Machine, versions and large-GEMM rates.
+
+    Parameters
+    ----------
+    data : dict
+        pytest-benchmark's document.
+
+    Returns
+    -------
+    markdown : str
+    """
+    info = data.get("machine_info", {})
+    cpu = info.get("cpu", {})
+    extra = info.get("fastmlp_bench") or {}
+    gemm = extra.get("gemm_gflops") or {}
+    versions = extra.get("versions") or {}
+    lines = [f"Run: {data.get('datetime', '?')}; machine: {cpu.get('brand_raw', '?')}, "
+             f"{extra.get('cpu_count', cpu.get('count', '?'))} cores, "
+             f"Python {info.get('python_version', '?')}."]
+    if versions:
+        lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()
+                                               if v is not None) + ".")
+    if gemm:
+        n = gemm.get("n")
+        parts = []
+        for dtype in ("float32", "float64"):
+            if dtype in gemm:
+                parts.append(f"{dtype} {gemm[dtype]:.1f} GFLOP/s (all cores "
+                             f"{gemm.get(dtype + '_all_threads', float('nan')):.1f}, one core "
+                             f"{gemm.get(dtype + '_1thread', float('nan')):.1f})")
+        lines.append(f"Large-GEMM rate (NumPy, {n}³, best of 5): " + "; ".join(parts) + ".")
+    if extra.get("smoke"):
+        lines.append("**Smoke-mode run: sizes are tiny and times are meaningless.**")
+    return "\n\n".join(lines)
+
+
+def epoch_sections(benches, stat):
+    """Seconds per epoch per network and dtype, rows by batch size.
+
+    Parameters
+    ----------
+    benches : list of dict
+        Benchmarks of the ``mnist-epoch`` groups.
+    stat : str
+        Statistic of the round times.
+
+    Returns
+    -------
+    markdown : str
+    """
+    by_table = defaultdict(dict)
+    for b in benches:
+        e = b["extra_info"]
+        by_table[(e["layers"], e["dtype"])][(e["batch_size"], e["lib"])] = b
+    out = []
+    for (layers, dtype), cells in sorted(by_table.items(), key=lambda kv: (len(kv[0][0]),
+                                                                           kv[0])):
+        libs = [lib for lib in EPOCH_LIBS if any(lib == k[1] for k in cells)]
+        others = [lib for lib in libs if lib != "numba"]
+        header = (["batch"] + [f"{lib} s/epoch (% GEMM)" for lib in libs]
+                  + [f"{lib} ÷ numba" for lib in others])
+        rows = []
+        for bs in sorted({k[0] for k in cells}):
+            times = {lib: _seconds(cells[(bs, lib)], stat) if (bs, lib) in cells else None
+                     for lib in libs}
+            row = [bs]
+            for lib in libs:
+                if times[lib] is None:
+                    row.append("–")
+                    continue
+                e = cells[(bs, lib)]["extra_info"]
+                # rate_info used the fastest round; rescale to the chosen statistic.
+                fraction = e["gemm_fraction"] * e["seconds"] / times[lib]
+                row.append(f"{times[lib]:.3f} ({_pct(fraction)})")
+            row += [_ratio(times[lib], times.get("numba")) for lib in others]
+            rows.append(row)
+        n = next(iter(cells.values()))["extra_info"]["n_samples"]
+        out.append(f"### Epoch on MNIST, {layers}, {dtype} ({n} rows, {stat} of rounds)\n\n"
+                   + _table(header, rows))
+    return "\n\n".join(out)
+
+
+def _by_lib_section(title, benches, stat, columns):
+    """One row per benchmark: time, ratio to numba and extra columns."""
+    numba = {b["extra_info"].get("dtype"): _seconds(b, stat) for b in benches
+             if b["extra_info"].get("lib") == "numba"}
+    header = ["library", "dtype", f"seconds ({stat})", "÷ numba"] + [c[0] for c in columns]
+    rows = []
+    order = {lib: i for i, lib in enumerate(EPOCH_LIBS)}
+    for b in sorted(benches, key=lambda b: (b["extra_info"].get("dtype", ""),
+                                            order.get(b["extra_info"].get("lib"), 9))):
+        e = b["extra_info"]
+        t = _seconds(b, stat)
+        rows.append([e.get("lib"), e.get("dtype", "–"), f"{t:.4g}",
+                     _ratio(t, numba.get(e.get("dtype")))]
+                    + [fmt(e, t) for _, fmt in columns])
+    return f"### {title}\n\n" + _table(header, rows)
+
+
+def _gflops_cell(e, t):
+    gflops = e["gflops"] * e["seconds"] / t
+    return f"{gflops:.1f} ({_pct(gflops / e['gemm_gflops'])})"
+
+
+def digits_section(benches, stat):
+    """Whole ``fit`` on digits."""
+    e0 = benches[0]["extra_info"]
+    return _by_lib_section(
+        f"digits fit: {e0['layers']}, batch {e0['batch_size']}, {e0['epochs']} epochs, "
+        f"{e0['n_samples']} rows", benches, stat,
+        [("ms/epoch", lambda e, t: f"{1e3 * t / e['epochs']:.2f}"),
+         ("GFLOP/s (% GEMM)", _gflops_cell),
+         ("test accuracy", lambda e, t: f"{e['test_accuracy']:.3f}")])
+
+
+def grid_section(benches, stat):
+    """GridSearchCV end to end."""
+    e0 = benches[0]["extra_info"]
+    return _by_lib_section(
+        f"GridSearchCV on digits: {e0['n_candidates']} candidates × {e0['n_folds']} folds "
+        f"+ refit, {e0['epochs']} epochs each", benches, stat,
+        [("fits/s", lambda e, t: f"{(e['n_candidates'] * e['n_folds'] + 1) / t:.1f}"),
+         ("GFLOP/s (% GEMM)", _gflops_cell),
+         ("best CV score", lambda e, t: f"{e['best_score']:.4f}")])
+
+
+def inference_section(benches, stat):
+    """``predict_proba`` throughput."""
+    e0 = benches[0]["extra_info"]
+    return _by_lib_section(
+        f"predict_proba: {e0['layers']}, {e0['n_samples']} rows", benches, stat,
+        [("rows/s", lambda e, t: f"{e['n_samples'] / t:,.0f}"),
+         ("GFLOP/s (% GEMM)", _gflops_cell),
+         ("max abs Δp vs NumPy float64", lambda e, t: f"{e['max_abs_diff_vs_reference']:.1e}")])
+
+
+def jit_section(benches, stat):
+    """Import + first fit in a fresh process; targets of issue 7."""
+    cases = {}
+    for b in benches:
+        e = b["extra_info"]
+        case = e["lib"] + (f"-{e['numba_cache']}" if e.get("numba_cache") else "")
+        cases[case] = (b, e)
+    header = ["case", f"process s ({stat})", "import s", "first fit s", "import + fit s"]
+    rows = [[case, f"{_seconds(b, stat):.2f}", f"{e['import_s']:.2f}",
+             f"{e['first_fit_s']:.2f}", f"{e['import_plus_fit_s']:.2f}"]
+            for case, (b, e) in sorted(cases.items())]
+    text = "### JIT cost: import + first fit in a fresh process\n\n" + _table(header, rows)
+    notes = []
+    if "fastmlp-warm" in cases and "sklearn" in cases:
+        warm = cases["fastmlp-warm"][1]["import_plus_fit_s"]
+        sk = cases["sklearn"][1]["import_plus_fit_s"]
+        notes.append(f"warm fastmlp ÷ scikit-learn (import + fit): {warm / sk:.2f}× "
+                     "(target ≤ 1.3×)")
+    if "fastmlp-cold" in cases and "fastmlp-warm" in cases:
+        compile_s = (cases["fastmlp-cold"][1]["first_fit_s"]
+                     - cases["fastmlp-warm"][1]["first_fit_s"])
+        notes.append(f"cold compile ≈ cold − warm first fit: {compile_s:.1f} s (target < 20 s)")
+    if notes:
+        text += "\n\n" + "; ".join(notes) + "."
+    return text
+
+
+def other_section(group, benches, stat):
+    """Any other group: name and times."""
+    header = ["benchmark", f"seconds ({stat})", "median", "rounds"]
+    rows = [[b["name"], f"{_seconds(b, stat):.4g}", f"{b['stats']['median']:.4g}",
+             b["stats"]["rounds"]] for b in sorted(benches, key=lambda b: b["name"])]
+    return f"### {group}\n\n" + _table(header, rows)
+
+
+def render(data, stat="min"):
+    """The whole markdown report.
+
+    Parameters
+    ----------
+    data : dict
+        pytest-benchmark's document.
+    stat : {"min", "median", "mean"}, default="min"
+        Statistic of the round times.
+
+    Returns
+    -------
+    markdown : str
+    """
+    groups = defaultdict(list)
+    for b in data.get("benchmarks", []):
+        groups[b.get("group") or b["name"].split("[")[0]].append(b)
+    epochs = [b for g, bs in groups.items() if g.startswith("mnist-epoch") for b in bs]
+    sections = [header_section(data)]
+    if epochs:
+        sections.append(epoch_sections(epochs, stat))
+    special = {"digits-fit": digits_section, "grid-search": grid_section,
+               "inference": inference_section, "jit": jit_section}
+    for group in sorted(groups):
+        if group.startswith("mnist-epoch"):
+            continue
+        maker = next((fn for prefix, fn in special.items() if group.startswith(prefix)), None)
+        sections.append(maker(groups[group], stat) if maker
+                        else other_section(group, groups[group], stat))
+    return "\n\n".join(sections) + "\n"
+
+
+def main(argv=None):
+    """Command line: ``report.py BENCH.json [-o OUT.md] [--stat min|median|mean]``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments; ``sys.argv[1:]`` when omitted.
+
+    Returns
+    -------
+    status : int
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("json", help="file written by pytest --benchmark-json")
+    parser.add_argument("-o", "--output", help="write the markdown here instead of printing")
+    parser.add_argument("--stat", default="min", choices=("min", "median", "mean"),
+                        help="statistic of the round times (default: min)")
+    args = parser.parse_args(argv)
+    text = render(load(args.json), args.stat)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
