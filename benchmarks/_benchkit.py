@@ -19,6 +19,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from fastmlp import FastMLPClassifier
+from fastmlp.bench import epoch_flops, layer_units  # noqa: F401  (re-exported to the suites)
+from fastmlp.bench import gemm_rate as bench_gemm_rate
 
 #: Libraries of the epoch suites, in table order.
 EPOCH_LIBS = ("numba", "numpy", "sklearn", "torch")
@@ -59,49 +61,6 @@ def epoch_params(libs=EPOCH_LIBS, dtypes=DTYPES, batch_sizes=BATCH_SIZES):
     return [pytest.param(lib, dtype, bs, id=f"{lib}-{dtype}-bs{bs}")
             for bs in batch_sizes for dtype in dtypes for lib in libs
             if not (lib == "torch" and dtype != "float32")]
-
-
-def layer_units(n_features, hidden, n_classes):
-    """Widths of all layers, input to output.
-
-    Parameters
-    ----------
-    n_features : int
-        Input width.
-    hidden : sequence of int
-        Hidden layer widths.
-    n_classes : int
-        Number of classes (softmax outputs).
-
-    Returns
-    -------
-    units : list of int
-    """
-    return [int(n_features), *map(int, hidden), int(n_classes)]
-
-
-def epoch_flops(units, n_samples):
-    """Floating-point operations of one training epoch, counted as matrix products.
-
-    Each weight costs 2 flops per sample in the forward product, 2 in its
-    gradient and 2 in the gradient with respect to the layer's input; the
-    first layer needs no input gradient, hence 4 there. Biases, activations
-    and the update are not counted.
-
-    Parameters
-    ----------
-    units : sequence of int
-        Layer widths.
-    n_samples : int
-        Rows per epoch.
-
-    Returns
-    -------
-    flops : int
-        ``n_samples * (4 * w1 + 6 * (later weights))``.
-    """
-    weights = [a * b for a, b in zip(units[:-1], units[1:])]
-    return int(n_samples) * (4 * weights[0] + 6 * sum(weights[1:]))
 
 
 def forward_flops(units, n_samples):
@@ -183,13 +142,7 @@ def gemm_rate(n, dtype, repeats):
     -------
     gflops : float
     """
-    rng = np.random.default_rng(0)
-    a = rng.random((n, n)).astype(dtype)
-    b = rng.random((n, n)).astype(dtype)
-    out = np.empty((n, n), dtype=dtype)
-    np.matmul(a, b, out=out)
-    best = min(_timed(np.matmul, a, b, out=out) for _ in range(repeats))
-    return 2.0 * n ** 3 / best / 1e9
+    return bench_gemm_rate(n, np.dtype(dtype).type, repeats)[0] / 1e9
 
 
 def _timed(fn, *args, **kwargs):
