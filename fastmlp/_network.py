@@ -44,6 +44,8 @@ class Network:
         if activation not in ACTIVATIONS[:4]:
             raise ValueError(f"activation must be one of {ACTIVATIONS[:4]}, got {activation!r}.")
         self.layer_units = tuple(int(u) for u in layer_units)
+        #: The same widths as an int64 array, the form the kernels take.
+        self.units = np.asarray(self.layer_units, dtype=np.int64)
         self.activation = activation
         self.loss = loss
         self.out_activation = OUTPUT_ACTIVATION[loss]

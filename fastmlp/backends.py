@@ -120,7 +120,7 @@ class NumbaTrainer:
         ws = self.ws
         loss_sum, n_done = _kernels.train_batches(
             *self.X, self.Y, self.sw, rows, n_rows, self.batch_size, b_start, b_stop,
-            params, _units(self.network), self.network.coef_offsets,
+            params, self.network.units, self.network.coef_offsets,
             self.network.intercept_offsets, hidden, out, loss, float(alpha),
             optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas, ws.gbuf,
             ws.iscr, ws.fscr, float(loss_sum))
@@ -180,10 +180,6 @@ class NumpyTrainer:
         return reference.train_batches(self.network, params, optimizer, self.X, self.Y,
                                        self.sw, rows, self.batch_size, b_start, b_stop, alpha,
                                        loss_sum)
-
-
-def _units(network):
-    return np.asarray(network.layer_units, dtype=np.int64)
 
 
 def make_trainer(backend, network, X, Y, sample_weight, batch_size, dtype):
@@ -309,7 +305,7 @@ class FullBatchObjective:
         hidden, out, loss_kind = self.network.codes
         ws = self.ws
         loss = _kernels.loss_and_gradient(
-            *self.X, self.Y, self.sw, self.n_rows, self.block, params, _units(self.network),
+            *self.X, self.Y, self.sw, self.n_rows, self.block, params, self.network.units,
             self.network.coef_offsets, self.network.intercept_offsets, hidden, out, loss_kind,
             float(alpha), self.grad, ws.xb, ws.acts, ws.deltas, ws.gbuf, ws.iscr, ws.fscr)
         return float(loss), self.grad.copy()
@@ -360,6 +356,6 @@ def predict(backend, network, params, X):
     for r0 in range(0, n_rows, step):
         part = X if step >= n_rows else X[r0:r0 + step]
         _kernels.predict(*as_compute_arrays(part, dtype), part.shape[0], block, params,
-                         _units(network), network.coef_offsets, network.intercept_offsets,
+                         network.units, network.coef_offsets, network.intercept_offsets,
                          hidden, out_act, acts, out[r0:r0 + step], *scratch)
     return out

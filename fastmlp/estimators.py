@@ -19,7 +19,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.utils import _safe_indexing, gen_batches, shuffle
+from sklearn.utils import _safe_indexing, shuffle
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -137,7 +137,7 @@ class _FastMLPMixin:
                 warnings.warn("Got `batch_size` less than 1 or larger than "
                               "sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        n_batches = sum(1 for _ in gen_batches(n_samples, batch_size))
+        n_batches = -(-n_samples // batch_size)  # as many as sklearn's gen_batches
 
         trainer = backends.make_trainer(self.backend, network, X, y, sample_weight,
                                         batch_size, dtype)
@@ -256,7 +256,7 @@ class _FastMLPMixin:
     def _forward_pass_fast(self, X, check_input=True):
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        network = Network(self._layer_units(), self.activation, self._network_loss())
+        network = self._network(self._layer_units())
         dtype = np.asarray(self.coefs_[0]).dtype
         params = network.pack(self.coefs_, self.intercepts_, dtype)
         # Public predictions never return NaN silently (relu maps NaN to 0 in the
@@ -273,9 +273,6 @@ class _FastMLPMixin:
                 "NaN or inf, or the inputs are too large for them. Scale the inputs "
                 "(e.g. StandardScaler) or refit the model.")
         return out.astype(np.result_type(X.dtype, dtype), copy=False)
-
-    def _network_loss(self):
-        return self._network(self._layer_units()).loss
 
 
 @contextlib.contextmanager
