@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from fastmlp._blas import NO_TRANS, TRANS, cast_like, gemm
+from fastmlp._sync import barrier
 
 # Codes; must match the order of fastmlp._network.ACTIVATIONS / LOSSES.
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
@@ -32,13 +33,13 @@ def _addr(a, offset):
 
 
 @_jit
-def _activate(z, zo, m, u, params, bo, act):
-    """In place on the m x u block at ``z[zo:]``: add the bias ``params[bo:bo+u]``, apply ``act``."""
+def _activate(z, zo, m, u, ld, params, bo, act):
+    """In place on m rows of u values at ``z[zo:]``, ``ld`` apart: add the bias ``params[bo:bo+u]``, apply ``act``."""
     one = cast_like(z, 1.0)
     zero = cast_like(z, 0.0)
     b = params[bo:bo + u]
     for i in range(m):
-        row = z[zo + i * u:zo + (i + 1) * u]
+        row = z[zo + i * ld:zo + i * ld + u]
         # One loop per activation, so each is branch-free.
         if act == LOGISTIC:
             for j in range(u):
@@ -164,187 +165,316 @@ def _sum_squares(x, o, n):
 
 
 @_jit
-def _step(params, po, g, go, n, alpha, wsum, opt_kind, hyper, s1, s2, lr_t):
-    """Gradient ``(G + alpha W) / wsum`` and the optimizer update, one pass over n parameters.
+def _step(params, po, ldp, g, go, ldg, rows, cols, alpha, wsum, opt_kind, hyper, s1, s2, lr_t):
+    """Gradient ``(G + alpha W) / wsum`` and the optimizer update of a block of parameters.
 
-    Returns the sum of squares of the parameters before the update (the L2 term;
-    0 when alpha is 0). Each optimizer has its own branch-free loop so it vectorises.
+    The block is ``rows`` runs of ``cols`` parameters, ``ldp`` apart in
+    ``params`` (and the optimizer state ``s1``, ``s2``), ``ldg`` apart in ``g``.
+    Returns the sum of squares of the parameters before the update (the L2
+    term; 0 when alpha is 0). Each optimizer has its own branch-free loop so
+    it vectorises.
     """
-    ssq = _sum_squares(params, po, n) if alpha != 0.0 else 0.0
-    P = params[po:po + n]
-    G = g[go:go + n]
-    V = s1[po:po + n]
     one = cast_like(params, 1.0)
     alpha_c = cast_like(params, alpha)
     sw = cast_like(params, wsum)
     lr = cast_like(params, hyper[0])
     mom = cast_like(params, hyper[1])
-    if opt_kind == SGD and hyper[2] != 0.0:
-        for j in range(n):
-            w = P[j]
-            grad = (G[j] + alpha_c * w) / sw
-            v = mom * V[j] - lr * grad
-            V[j] = v
-            P[j] = w + (mom * v - lr * grad)
-    elif opt_kind == SGD:
-        for j in range(n):
-            w = P[j]
-            grad = (G[j] + alpha_c * w) / sw
-            v = mom * V[j] - lr * grad
-            V[j] = v
-            P[j] = w + v
-    else:
-        M2 = s2[po:po + n]
-        b1 = cast_like(params, hyper[3])
-        b2 = cast_like(params, hyper[4])
-        eps = cast_like(params, hyper[5])
-        for j in range(n):
-            w = P[j]
-            grad = (G[j] + alpha_c * w) / sw
-            mo = b1 * V[j] + (one - b1) * grad
-            ve = b2 * M2[j] + (one - b2) * (grad * grad)
-            V[j] = mo
-            M2[j] = ve
-            # sklearn's step size is a float64 scalar, so the update is float64.
-            P[j] = w + (-lr_t * np.float64(mo)) / np.float64(np.sqrt(ve) + eps)
+    b1 = cast_like(params, hyper[3])
+    b2 = cast_like(params, hyper[4])
+    eps = cast_like(params, hyper[5])
+    nesterov = hyper[2] != 0.0
+    ssq = 0.0
+    for r in range(rows):
+        o = po + r * ldp
+        if alpha != 0.0:
+            ssq += _sum_squares(params, o, cols)
+        P = params[o:o + cols]
+        G = g[go + r * ldg:go + r * ldg + cols]
+        V = s1[o:o + cols]
+        if opt_kind == SGD and nesterov:
+            for j in range(cols):
+                w = P[j]
+                grad = (G[j] + alpha_c * w) / sw
+                v = mom * V[j] - lr * grad
+                V[j] = v
+                P[j] = w + (mom * v - lr * grad)
+        elif opt_kind == SGD:
+            for j in range(cols):
+                w = P[j]
+                grad = (G[j] + alpha_c * w) / sw
+                v = mom * V[j] - lr * grad
+                V[j] = v
+                P[j] = w + v
+        else:
+            M2 = s2[o:o + cols]
+            for j in range(cols):
+                w = P[j]
+                grad = (G[j] + alpha_c * w) / sw
+                mo = b1 * V[j] + (one - b1) * grad
+                ve = b2 * M2[j] + (one - b2) * (grad * grad)
+                V[j] = mo
+                M2[j] = ve
+                # sklearn's step size is a float64 scalar, so the update is float64.
+                P[j] = w + (-lr_t * np.float64(mo)) / np.float64(np.sqrt(ve) + eps)
     return ssq
+
+
+@_jit
+def _cut(n, p, n_parts, align):
+    """Start of part p of ``range(n)`` split into ``n_parts``, rounded up to a multiple of ``align``.
+
+    Rounding keeps the parts' shares of a row in separate cache lines.
+    """
+    c = (n * p // n_parts + align - 1) // align * align
+    return min(n, c)
+
+
+@_jit
+def _gather(X, rows, r0, m, xb, w0):
+    """Copy rows ``rows[r0:r0+m]`` of X into rows ``w0`` to ``w0 + m`` of ``xb``.
+
+    ``xb`` is one shuffled batch, never a copy of X.
+    """
+    u0 = X.shape[1]
+    for i in range(m):
+        src = X[rows[r0 + i]]
+        dst = xb[(w0 + i) * u0:(w0 + i + 1) * u0]
+        for j in range(u0):
+            dst[j] = src[j]
+
+
+@_jit
+def _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, w0, c_lo, c_hi, weights, wo,
+                   ldw, params, units, ioff, act, acts, cap, iscr, fscr):
+    """Units ``c_lo`` to ``c_hi`` of one layer for m rows: product, bias and activation.
+
+    The input rows start at address ``a_ptr`` (``units[layer]`` values each), or
+    are rows ``r0`` to ``r0 + m`` of the CSR matrix for a sparse first layer.
+    The weights of those units are at ``weights[wo:]``, rows ``ldw`` apart.
+    Results go to rows ``w0`` to ``w0 + m`` of the layer's block in ``acts``.
+    """
+    u_in = units[layer]
+    u_out = units[layer + 1]
+    z = _output_offset_of(units, layer, cap) + w0 * u_out + c_lo
+    n = c_hi - c_lo
+    if layer == 0 and Xptr.size > 0:
+        gathered = rows.size > 0
+        zero = cast_like(acts, 0.0)
+        for i in range(m):
+            zrow = acts[z + i * u_out:z + i * u_out + n]
+            for j in range(n):
+                zrow[j] = zero
+            r = rows[r0 + i] if gathered else r0 + i
+            for p in range(Xptr[r], Xptr[r + 1]):
+                v = Xdata[p]
+                wrow = wo + Xind[p] * ldw
+                w = weights[wrow:wrow + n]
+                for j in range(n):
+                    zrow[j] += v * w[j]
+    else:
+        gemm(NO_TRANS, NO_TRANS, m, n, u_in, 1.0, a_ptr, u_in,
+             _addr(weights, wo), ldw, 0.0, _addr(acts, z), u_out, iscr, fscr)
+    _activate(acts, z, m, n, u_out, params, ioff[layer] + c_lo, act)
 
 
 @_jit
 def _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
              hidden_act, out_act, xb, acts, cap, iscr, fscr):
-    """Forward pass of m rows into ``acts``; returns the first layer's input pointer."""
+    """Forward pass of m rows into the first m rows of each layer's block in ``acts``.
+
+    The rows are positions ``r0`` to ``r0 + m`` of ``rows`` (sample indices,
+    gathered into ``xb``), or of X itself when ``rows`` is empty.
+    Returns the address of the first layer's input rows.
+    """
     n_layers = units.size - 1
-    u0 = units[0]
-    sparse = Xptr.size > 0
-    gathered = rows.size > 0
-    if sparse:
-        a_ptr = 0
-    elif gathered:
-        for i in range(m):
-            src = X[rows[r0 + i]]
-            dst = xb[i * u0:(i + 1) * u0]
-            for j in range(u0):
-                dst[j] = src[j]
+    if rows.size > 0 and Xptr.size == 0:
+        _gather(X, rows, r0, m, xb, 0)
         a_ptr = _addr(xb, 0)
     else:
-        a_ptr = _addr(X, r0 * u0)
+        a_ptr = _addr(X, r0 * units[0])
     x_ptr = a_ptr
-    zo = 0
     for layer in range(n_layers):
-        u_in = units[layer]
-        u_out = units[layer + 1]
-        if layer == 0 and sparse:
-            zero = cast_like(acts, 0.0)
-            for j in range(m * u_out):
-                acts[j] = zero
-            for i in range(m):
-                r = rows[r0 + i] if gathered else r0 + i
-                for p in range(Xptr[r], Xptr[r + 1]):
-                    v = Xdata[p]
-                    wrow = coff[0] + Xind[p] * u_out
-                    for j in range(u_out):
-                        acts[i * u_out + j] += v * params[wrow + j]
-        else:
-            gemm(NO_TRANS, NO_TRANS, m, u_out, u_in, 1.0, a_ptr, u_in,
-                 _addr(params, coff[layer]), u_out, 0.0,
-                 _addr(acts, zo), u_out, iscr, fscr)
         act = out_act if layer == n_layers - 1 else hidden_act
-        _activate(acts, zo, m, u_out, params, ioff[layer], act)
-        a_ptr = _addr(acts, zo)
-        zo += cap * u_out
+        _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, 0, units[layer + 1],
+                       params, coff[layer], units[layer + 1], params, units, ioff, act, acts,
+                       cap, iscr, fscr)
+        a_ptr = _addr(acts, _output_offset_of(units, layer, cap))
     return x_ptr
 
 
 @_jit
-def _forward_backward(X, Xdata, Xind, Xptr, Y, sw, rows, r0, m, params, units, coff, ioff,
-                      hidden_act, out_act, loss_kind, accumulate, alpha, opt_kind, hyper,
-                      s1, s2, lr_t, grad, xb, acts, deltas, gbuf, cap, iscr, fscr):
-    """Forward and backward pass of m rows.
+def _backward_deltas(acts, deltas, m, w0, params, units, coff, hidden_act, cap, iscr, fscr):
+    """Deltas of every hidden layer for workspace rows ``w0`` to ``w0 + m``.
 
-    With ``accumulate`` the raw gradient sums are added into ``grad`` (full-batch
-    loss); otherwise each layer is updated by the optimizer as soon as its
-    gradient is known (its old weights were already used for the deltas below).
-
-    Returns (weighted data-loss sum, weight sum, sum of squared weights before the update).
+    The output layer's deltas must already be in ``deltas``, which has the
+    layout of ``acts``. Uses the weights as they are (before any update).
     """
-    n_layers = units.size - 1
-    sparse = Xptr.size > 0
-    gathered = rows.size > 0
-    x_ptr = _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
-                     hidden_act, out_act, xb, acts, cap, iscr, fscr)
-    out_off = 0  # offset of the output layer's activations in ``acts``
-    for layer in range(1, n_layers):
-        out_off += cap * units[layer]
-    k = units[n_layers]
-    half = deltas.size // 2
-    loss, wsum = _output_delta(acts, out_off, deltas, 0, m, k, Y, sw, rows, r0, loss_kind)
-    d_next = 0
-    d_cur = half
-    a_in = out_off
-    ssq = 0.0
-    zero = cast_like(params, 0.0)
-    for layer in range(n_layers - 1, -1, -1):
+    for layer in range(units.size - 2, 0, -1):
         u_in = units[layer]
         u_out = units[layer + 1]
-        if layer > 0:
-            a_in -= cap * u_in
-            # Deltas of the layer below, with this layer's weights before their update.
-            gemm(NO_TRANS, TRANS, m, u_in, u_out, 1.0, _addr(deltas, d_next), u_out,
-                 _addr(params, coff[layer]), u_out, 0.0,
-                 _addr(deltas, d_cur), u_in, iscr, fscr)
-            in_ptr = _addr(acts, a_in)
-        else:
-            in_ptr = x_ptr
-        if accumulate:
-            target, t_off, beta = grad, coff[layer], 1.0
-        else:
-            target, t_off, beta = gbuf, 0, 0.0
-        if layer == 0 and sparse:
-            if not accumulate:
-                for j in range(u_in * u_out):
-                    gbuf[j] = zero
-            for i in range(m):
-                r = rows[r0 + i] if gathered else r0 + i
-                for p in range(Xptr[r], Xptr[r + 1]):
-                    v = Xdata[p]
-                    grow = t_off + Xind[p] * u_out
-                    for j in range(u_out):
-                        target[grow + j] += v * deltas[d_next + i * u_out + j]
-        else:
-            gemm(TRANS, NO_TRANS, u_in, u_out, m, 1.0, in_ptr, u_in,
-                 _addr(deltas, d_next), u_out, beta,
-                 _addr(target, t_off), u_out, iscr, fscr)
-        # Bias gradient: column sums of the deltas, row by row (contiguous reads).
-        b_off = ioff[layer] if accumulate else u_in * u_out
-        bias = target[b_off:b_off + u_out]
-        if not accumulate:
-            for j in range(u_out):
-                bias[j] = zero
+        off = _output_offset_of(units, layer, cap)
+        below = _output_offset_of(units, layer - 1, cap)
+        gemm(NO_TRANS, TRANS, m, u_in, u_out, 1.0, _addr(deltas, off + w0 * u_out), u_out,
+             _addr(params, coff[layer]), u_out, 0.0,
+             _addr(deltas, below + w0 * u_in), u_in, iscr, fscr)
+        _derivative(deltas, below + w0 * u_in, acts, below + w0 * u_in, m, u_in, hidden_act)
+
+
+@_jit
+def _weight_gradient(target, t_off, ldt, beta, layer, r_lo, r_hi, c_lo, c_hi, x_ptr, Xdata,
+                     Xind, Xptr, rows, r0, m, units, acts, deltas, cap, iscr, fscr):
+    """Block ``[r_lo:r_hi, c_lo:c_hi]`` of a layer's weight gradient (summed over m batch rows).
+
+    Written to ``target[t_off:]`` with rows ``ldt`` apart, added to ``beta``
+    times its contents (beta is 0 or 1). ``x_ptr`` is the address of the
+    first layer's input rows (unused for sparse X).
+    """
+    u_in = units[layer]
+    u_out = units[layer + 1]
+    n = c_hi - c_lo
+    d_off = _output_offset_of(units, layer, cap) + c_lo
+    if layer == 0 and Xptr.size > 0:
+        gathered = rows.size > 0
+        if beta == 0.0:
+            zero = cast_like(target, 0.0)
+            for f in range(r_hi - r_lo):
+                g = target[t_off + f * ldt:t_off + f * ldt + n]
+                for j in range(n):
+                    g[j] = zero
         for i in range(m):
-            drow = deltas[d_next + i * u_out:d_next + (i + 1) * u_out]
-            for j in range(u_out):
-                bias[j] += drow[j]
-        if not accumulate:
-            ssq += _step(params, coff[layer], gbuf, 0, u_in * u_out, alpha, wsum,
-                         opt_kind, hyper, s1, s2, lr_t)
-            _step(params, ioff[layer], gbuf, u_in * u_out, u_out, 0.0, wsum,
-                  opt_kind, hyper, s1, s2, lr_t)
-        if layer > 0:
-            _derivative(deltas, d_cur, acts, a_in, m, u_in, hidden_act)
-            d_next, d_cur = d_cur, d_next
-    return loss, wsum, ssq
+            drow = deltas[d_off + i * u_out:d_off + i * u_out + n]
+            r = rows[r0 + i] if gathered else r0 + i
+            for p in range(Xptr[r], Xptr[r + 1]):
+                f = Xind[p]
+                if r_lo <= f < r_hi:
+                    v = Xdata[p]
+                    go = t_off + (f - r_lo) * ldt
+                    g = target[go:go + n]
+                    for j in range(n):
+                        g[j] += v * drow[j]
+        return
+    in_ptr = x_ptr if layer == 0 else _addr(acts, _output_offset_of(units, layer - 1, cap))
+    gemm(TRANS, NO_TRANS, r_hi - r_lo, n, m, 1.0, in_ptr + r_lo * acts.itemsize, u_in,
+         _addr(deltas, d_off), u_out, beta, _addr(target, t_off), ldt, iscr, fscr)
+
+
+@_jit
+def _bias_gradient(target, t_off, add, layer, lo, hi, m, units, deltas, cap):
+    """Entries ``lo`` to ``hi`` of a layer's bias gradient: column sums of its deltas.
+
+    Added to ``target[t_off:]`` when ``add``, else written there.
+    """
+    u_out = units[layer + 1]
+    d_off = _output_offset_of(units, layer, cap)
+    g = target[t_off:t_off + hi - lo]
+    if not add:
+        zero = cast_like(target, 0.0)
+        for j in range(hi - lo):
+            g[j] = zero
+    for i in range(m):
+        drow = deltas[d_off + i * u_out + lo:d_off + i * u_out + hi]
+        for j in range(hi - lo):
+            g[j] += drow[j]
+
+
+@_jit
+def _first_layer_blocks(params, s1, s2, first, u0, u1, lo, hi, into_blocks):
+    """Copy units ``lo`` to ``hi`` of the first layer between sklearn's layout and a block.
+
+    ``params``, ``s1`` and ``s2`` hold the first layer's weights as a u0 x u1
+    row-major matrix from offset 0; in ``first[0]``, ``first[1]`` and
+    ``first[2]`` the columns ``lo`` to ``hi`` form one contiguous u0 x (hi - lo)
+    block from offset ``u0 * lo``. Interleaved column blocks updated by two
+    cores were measured 3x slower: the cache lines ping-pong between them.
+    """
+    w = hi - lo
+    copies = 3 if s2.size > 0 else 2
+    for c in range(copies):
+        src = params if c == 0 else (s1 if c == 1 else s2)
+        dst = first[c]
+        for r in range(u0):
+            a = src[r * u1 + lo:r * u1 + hi]
+            b = dst[u0 * lo + r * w:u0 * lo + (r + 1) * w]
+            if into_blocks:
+                for j in range(w):
+                    b[j] = a[j]
+            else:
+                for j in range(w):
+                    a[j] = b[j]
+
+
+@_jit
+def _update_part(part, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0, m, params, units,
+                 coff, ioff, alpha, wsum, opt_kind, hyper, s1, s2, lr_t, acts, deltas, gbuf,
+                 first, cap, iscr, fscr):
+    """Gradient and optimizer step of the parameters a part owns.
+
+    Of the first layer, part p owns its share of the units (columns of the
+    weights, entries of the bias): the same block whose forward pass it
+    computes, kept contiguous in ``first`` (see :func:`_first_layer_blocks`)
+    so it never leaves the core that runs the part. Of every later layer it
+    owns its share of the input units (rows of the weights, one contiguous
+    stretch) and of the bias. Returns the sum of squares of its weights
+    before the update (for the L2 term of the loss).
+    """
+    u0 = units[0]
+    u1 = units[1]
+    lo = _cut(u1, part, n_parts, align)
+    hi = _cut(u1, part + 1, n_parts, align)
+    _weight_gradient(gbuf, 0, hi - lo, 0.0, 0, 0, u0, lo, hi, x_ptr, Xdata, Xind, Xptr, rows,
+                     r0, m, units, acts, deltas, cap, iscr, fscr)
+    ssq = _step(first[0], u0 * lo, 0, gbuf, 0, 0, 1, u0 * (hi - lo), alpha, wsum, opt_kind,
+                hyper, first[1], first[2], lr_t)
+    _bias_gradient(gbuf, 0, False, 0, lo, hi, m, units, deltas, cap)
+    _step(params, ioff[0] + lo, 0, gbuf, 0, 0, 1, hi - lo, 0.0, wsum, opt_kind, hyper, s1, s2,
+          lr_t)
+    for layer in range(1, units.size - 1):
+        u_in = units[layer]
+        u_out = units[layer + 1]
+        lo = _cut(u_in, part, n_parts, align)
+        hi = _cut(u_in, part + 1, n_parts, align)
+        _weight_gradient(gbuf, 0, u_out, 0.0, layer, lo, hi, 0, u_out, x_ptr, Xdata, Xind, Xptr,
+                         rows, r0, m, units, acts, deltas, cap, iscr, fscr)
+        ssq += _step(params, coff[layer] + lo * u_out, 0, gbuf, 0, 0, 1, (hi - lo) * u_out,
+                     alpha, wsum, opt_kind, hyper, s1, s2, lr_t)
+        lo = u_out * part // n_parts
+        hi = u_out * (part + 1) // n_parts
+        _bias_gradient(gbuf, 0, False, layer, lo, hi, m, units, deltas, cap)
+        _step(params, ioff[layer] + lo, 0, gbuf, 0, 0, 1, hi - lo, 0.0, wsum, opt_kind, hyper,
+              s1, s2, lr_t)
+    return ssq
+
+
+@_jit
+def _output_offset_of(units, layer, cap):
+    """Offset in ``acts`` (and ``deltas``) of a layer's block of ``cap`` rows."""
+    off = 0
+    for below in range(1, layer + 1):
+        off += cap * units[below]
+    return off
 
 
 @_jit
 def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start, b_stop,
                   params, units, coff, ioff, hidden_act, out_act, loss_kind, alpha,
-                  opt_kind, hyper, s1, s2, step, xb, acts, deltas, gbuf, iscr, fscr, loss_sum):
+                  opt_kind, hyper, s1, s2, step, xb, acts, deltas, gbufs, first, iscrs, fscrs,
+                  loss_sum, part_lo, part_hi, n_parts, sync, n_threads, partials):
     """Run mini-batches ``b_start`` to ``b_stop`` of an epoch: forward, backward, update.
 
     Batch b covers positions ``[b * batch_size, min((b + 1) * batch_size, n_rows))``
     of ``rows`` (sample indices in epoch order) or, when ``rows`` is empty, the
     rows of X themselves. Stops early at the first non-finite batch loss.
+
+    Every batch is split into ``n_parts`` parts, in four phases: part p
+    (0) gathers its share of the batch rows into ``xb`` (when ``rows`` is
+    given), computes (1) its share of the first hidden layer's units for all
+    rows, (2) the rest of the forward pass and the whole backward pass for
+    its share of the rows, (3) the gradient and update of the parameters it
+    owns (see :func:`_update_part`). This call runs parts ``part_lo`` to
+    ``part_hi``; ``n_threads`` calls running the other parts at the same time
+    meet at a barrier on ``sync`` after each phase. A part's arithmetic does
+    not depend on which thread runs it, and the parts' sums are combined in
+    part order, so the result is the same bits for any number of threads.
 
     ``loss_sum`` is the running sum carried over from the previous call of the
     epoch, so the epoch's loss is summed in batch order however it is chunked.
@@ -355,30 +485,105 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
         ``loss_sum`` plus, over the batches, batch loss times batch length
         (sklearn's ``accumulated_loss``).
     n_done : int
-        Number of batches run.
+        Number of batches run; -1 if another thread gave up.
     """
+    n_layers = units.size - 1
+    k = units[n_layers]
+    u0 = units[0]
+    u1 = units[1]
+    align = 64 // params.itemsize
+    out_off = _output_offset_of(units, n_layers - 1, batch_size)
+    gathered = rows.size > 0 and Xptr.size == 0
+    for p in range(part_lo, part_hi):
+        _first_layer_blocks(params, s1, s2, first, u0, u1, _cut(u1, p, n_parts, align),
+                            _cut(u1, p + 1, n_parts, align), True)
     lr_t = 0.0
+    t0 = step[0]
+    n_barriers = 0
+    n_done = b_stop - b_start
     for b in range(b_start, b_stop):
         r0 = b * batch_size
         m = min(batch_size, n_rows - r0)
         if opt_kind == ADAM:
-            step[0] += 1
-            t = step[0]
+            t = t0 + b - b_start + 1
             lr_t = hyper[6] * np.sqrt(1.0 - hyper[4] ** t) / (1.0 - hyper[3] ** t)
-        loss, wsum, ssq = _forward_backward(
-            X, Xdata, Xind, Xptr, Y, sw, rows, r0, m, params, units, coff, ioff,
-            hidden_act, out_act, loss_kind, False, alpha, opt_kind, hyper, s1, s2, lr_t,
-            gbuf, xb, acts, deltas, gbuf, batch_size, iscr, fscr)
+        if gathered:
+            for p in range(part_lo, part_hi):
+                lo = m * p // n_parts
+                _gather(X, rows, r0 + lo, m * (p + 1) // n_parts - lo, xb, lo)
+            x_ptr = _addr(xb, 0)
+            if not barrier(sync, n_threads, n_barriers):
+                n_done = -1
+                break
+            n_barriers += 1
+        else:
+            x_ptr = _addr(X, r0 * u0)
+        for p in range(part_lo, part_hi):
+            if n_layers > 1:
+                c_lo = _cut(u1, p, n_parts, align)
+                c_hi = _cut(u1, p + 1, n_parts, align)
+            else:  # the first layer is the output layer: softmax needs whole rows
+                c_lo = 0
+                c_hi = u1 if p == 0 else 0
+            _layer_forward(0, x_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, c_lo, c_hi, first[0],
+                           u0 * c_lo, c_hi - c_lo, params, units, ioff,
+                           hidden_act if n_layers > 1 else out_act, acts, batch_size,
+                           iscrs[p], fscrs[p])
+        if not barrier(sync, n_threads, n_barriers):
+            n_done = -1
+            break
+        for p in range(part_lo, part_hi):
+            lo = m * p // n_parts
+            mp = m * (p + 1) // n_parts - lo
+            for layer in range(1, n_layers):
+                act = out_act if layer == n_layers - 1 else hidden_act
+                a_ptr = _addr(acts, _output_offset_of(units, layer - 1, batch_size)
+                              + lo * units[layer])
+                _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0 + lo, mp, lo, 0,
+                               units[layer + 1], params, coff[layer], units[layer + 1], params,
+                               units, ioff, act, acts, batch_size, iscrs[p], fscrs[p])
+            loss, wsum = _output_delta(acts, out_off + lo * k, deltas, out_off + lo * k, mp, k,
+                                       Y, sw, rows, r0 + lo, loss_kind)
+            _backward_deltas(acts, deltas, mp, lo, params, units, coff, hidden_act,
+                             batch_size, iscrs[p], fscrs[p])
+            partials[p, 0] = loss
+            partials[p, 1] = wsum
+        if not barrier(sync, n_threads, n_barriers + 1):
+            n_done = -1
+            break
+        wsum = 0.0
+        for p in range(n_parts):
+            wsum += partials[p, 1]
+        for p in range(part_lo, part_hi):
+            partials[p, 2] = _update_part(p, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0,
+                                          m, params, units, coff, ioff, alpha, wsum, opt_kind,
+                                          hyper, s1, s2, lr_t, acts, deltas, gbufs[p], first,
+                                          batch_size, iscrs[p], fscrs[p])
+        if not barrier(sync, n_threads, n_barriers + 2):
+            n_done = -1
+            break
+        n_barriers += 3
+        loss = 0.0
+        ssq = 0.0
+        for p in range(n_parts):
+            loss += partials[p, 0]
+            ssq += partials[p, 2]
         batch_loss = loss / wsum + 0.5 * alpha * ssq / wsum
         loss_sum += batch_loss * m
         if not np.isfinite(batch_loss):
-            return loss_sum, b - b_start + 1
-    return loss_sum, b_stop - b_start
+            n_done = b - b_start + 1
+            break
+    for p in range(part_lo, part_hi):
+        _first_layer_blocks(params, s1, s2, first, u0, u1, _cut(u1, p, n_parts, align),
+                            _cut(u1, p + 1, n_parts, align), False)
+    if part_lo == 0 and opt_kind == ADAM and n_done > 0:
+        step[0] = t0 + n_done
+    return loss_sum, n_done
 
 
 @_jit
 def loss_and_gradient(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units, coff, ioff,
-                      hidden_act, out_act, loss_kind, alpha, grad, xb, acts, deltas, gbuf,
+                      hidden_act, out_act, loss_kind, alpha, grad, xb, acts, deltas,
                       iscr, fscr):
     """Loss and gradient over all rows (L-BFGS, gradient checks), ``block`` rows at a time.
 
@@ -388,14 +593,24 @@ def loss_and_gradient(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units,
     for j in range(grad.size):
         grad[j] = zero
     no_rows = np.empty(0, dtype=np.int64)
+    n_layers = units.size - 1
+    k = units[n_layers]
+    out_off = _output_offset_of(units, n_layers - 1, block)
     loss = 0.0
     wsum = 0.0
     for r0 in range(0, n_rows, block):
         m = min(block, n_rows - r0)
-        part, w, _ = _forward_backward(
-            X, Xdata, Xind, Xptr, Y, sw, no_rows, r0, m, params, units, coff, ioff,
-            hidden_act, out_act, loss_kind, True, alpha, 0, np.zeros(7), grad[:0], grad[:0],
-            0.0, grad, xb, acts, deltas, gbuf, block, iscr, fscr)
+        x_ptr = _forward(X, Xdata, Xind, Xptr, no_rows, r0, m, params, units, coff, ioff,
+                         hidden_act, out_act, xb, acts, block, iscr, fscr)
+        part, w = _output_delta(acts, out_off, deltas, out_off, m, k, Y, sw, no_rows, r0,
+                                loss_kind)
+        _backward_deltas(acts, deltas, m, 0, params, units, coff, hidden_act, block, iscr, fscr)
+        for layer in range(n_layers):
+            u_out = units[layer + 1]
+            _weight_gradient(grad, coff[layer], u_out, 1.0, layer, 0, units[layer], 0, u_out,
+                             x_ptr, Xdata, Xind, Xptr, no_rows, r0, m, units, acts, deltas,
+                             block, iscr, fscr)
+            _bias_gradient(grad, ioff[layer], True, layer, 0, u_out, m, units, deltas, block)
         loss += part
         wsum += w
     alpha_c = cast_like(grad, alpha)
@@ -415,11 +630,8 @@ def loss_and_gradient(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units,
 def predict(X, Xdata, Xind, Xptr, n_rows, block, params, units, coff, ioff,
             hidden_act, out_act, acts, out, iscr, fscr):
     """Output-layer activations for all rows, ``block`` rows at a time, into ``out``."""
-    n_layers = units.size - 1
-    k = units[n_layers]
-    out_off = 0
-    for layer in range(1, n_layers):
-        out_off += block * units[layer]
+    k = units[units.size - 1]
+    out_off = _output_offset_of(units, units.size - 2, block)
     no_rows = np.empty(0, dtype=np.int64)
     for r0 in range(0, n_rows, block):
         m = min(block, n_rows - r0)

@@ -150,6 +150,23 @@ def share_cores():
             _apply_limits()
 
 
+def cores_for_fit():
+    """Cores a fit running now may use for its own threads.
+
+    Returns
+    -------
+    int
+        The BLAS limit in force before the first active call (which a user's
+        ``threadpool_limits``, loky or Dask lowers) divided among the active
+        calls; 1 when no call is active (kernels used outside the estimators).
+    """
+    with _lock:
+        if _active == 0 or not _saved_limits:
+            return 1
+        before = [limit for _, limit in _saved_limits if limit is not None]
+        return blas_threads_for(min(before), _active, cap=None) if before else 1
+
+
 def active_calls():
     """Number of fits and predictions currently running in this process.
 
@@ -161,4 +178,4 @@ def active_calls():
         return _active
 
 
-__all__ = ["share_cores", "active_calls", "blas_threads_for"]
+__all__ = ["share_cores", "active_calls", "blas_threads_for", "cores_for_fit"]

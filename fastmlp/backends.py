@@ -6,10 +6,12 @@ workspace allocated once per fit; ``numpy`` is the vectorised reference
 buffer and optimizer objects, so they can be swapped mid-training.
 """
 
+import threading
+
 import numpy as np
 import scipy.sparse as sp
 
-from fastmlp import config, reference
+from fastmlp import _sync, _threads, config, reference
 
 BACKENDS = ("numba", "numpy")
 
@@ -41,22 +43,33 @@ def as_compute_arrays(X, dtype):
     return dense, np.empty(0, dtype=dtype), empty, empty
 
 
-def _blas_scratch(dtype):
-    return np.zeros(8, dtype=np.int32), np.zeros(2, dtype=dtype)
+def _blas_scratch(dtype, n=None):
+    # gemm passes its scalar arguments by reference through these; one pair per thread.
+    shape = () if n is None else (n,)
+    return np.zeros(shape + (8,), dtype=np.int32), np.zeros(shape + (2,), dtype=dtype)
 
 
 class _NumbaWorkspace:
-    """Buffers for ``rows`` rows at a time, allocated once and reused by every call."""
+    """Buffers for ``rows`` rows at a time, allocated once and reused by every call.
 
-    def __init__(self, network, rows, dtype, gather):
+    The gradient block and the BLAS scratch exist once per part of a batch
+    (:data:`fastmlp.config.KERNEL_PARTS`), so parts can run in different threads.
+    """
+
+    def __init__(self, network, rows, dtype, gather, n_parts=1):
         units = network.layer_units
         self.rows = rows
+        self.n_parts = n_parts
         self.xb = np.empty(rows * units[0] if gather else 0, dtype=dtype)
         self.acts = np.empty(rows * sum(units[1:]), dtype=dtype)
-        self.deltas = np.empty(2 * rows * max(units[1:]), dtype=dtype)
-        block = max(a * b + b for a, b in zip(units[:-1], units[1:]))
-        self.gbuf = np.empty(block, dtype=dtype)
-        self.iscr, self.fscr = _blas_scratch(dtype)
+        self.deltas = np.empty_like(self.acts)
+        block = max(a * b for a, b in zip(units[:-1], units[1:]))
+        self.gbufs = np.empty((n_parts, max(block, max(units[1:]))), dtype=dtype)
+        # The first layer's weights and optimizer state, one contiguous block per part.
+        self.first = np.empty((3, units[0] * units[1] if gather else 0), dtype=dtype)
+        self.iscrs, self.fscrs = _blas_scratch(dtype, n_parts)
+        self.sync = np.zeros(_sync.SYNC_SIZE, dtype=np.int64)
+        self.partials = np.zeros((n_parts, 3))
 
 
 class NumbaTrainer:
@@ -86,7 +99,10 @@ class NumbaTrainer:
                    else np.ascontiguousarray(sample_weight, dtype=dtype))
         self.n_samples = X.shape[0]
         self.batch_size = int(batch_size)
-        self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True)
+        self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True,
+                                  n_parts=max(1, int(config.KERNEL_PARTS)))
+        units = network.layer_units
+        self.first_layer_flops = 6 * self.batch_size * units[0] * units[1]
 
     def run(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
         """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
@@ -118,14 +134,90 @@ class NumbaTrainer:
         rows = np.empty(0, dtype=np.int64) if rows is None else rows
         hyper, s1, s2, step = optimizer.kernel_state()
         ws = self.ws
-        loss_sum, n_done = _kernels.train_batches(
-            *self.X, self.Y, self.sw, rows, n_rows, self.batch_size, b_start, b_stop,
-            params, self.network.units, self.network.coef_offsets,
-            self.network.intercept_offsets, hidden, out, loss, float(alpha),
-            optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas, ws.gbuf,
-            ws.iscr, ws.fscr, float(loss_sum))
+        args = (*self.X, self.Y, self.sw, rows, n_rows, self.batch_size, b_start, b_stop,
+                params, self.network.units, self.network.coef_offsets,
+                self.network.intercept_offsets, hidden, out, loss, float(alpha),
+                optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas, ws.gbufs,
+                ws.first, ws.iscrs, ws.fscrs, float(loss_sum))
+        n_parts = ws.n_parts
+        n_threads = self.threads_for_run()
+        if n_threads == 1:
+            loss_sum, n_done = _kernels.train_batches(*args, 0, n_parts, n_parts, ws.sync, 1,
+                                                      ws.partials)
+        else:
+            loss_sum, n_done = _run_in_threads(_kernels.train_batches, args, n_parts,
+                                               n_threads, ws)
         optimizer.sync_from_kernel(step)
         return loss_sum, n_done
+
+    def threads_for_run(self):
+        """Threads the next :meth:`run` uses: a divisor of the batch's parts.
+
+        Returns
+        -------
+        int
+            As many as the cores this fit has to itself
+            (:func:`fastmlp._threads.cores_for_fit`), at most
+            :data:`fastmlp.config.KERNEL_PARTS`; 1 when the first layer is too
+            small for threads to pay (:data:`fastmlp.config.MIN_THREADED_INPUTS`,
+            :data:`fastmlp.config.MIN_THREADED_FLOPS`).
+        """
+        n_parts = self.ws.n_parts
+        if (n_parts == 1 or self.network.layer_units[0] < config.MIN_THREADED_INPUTS
+                or self.first_layer_flops < config.MIN_THREADED_FLOPS):
+            return 1
+        cores = min(n_parts, _threads.cores_for_fit())
+        return max(t for t in range(1, cores + 1) if n_parts % t == 0)
+
+
+def _run_in_threads(kernel, args, n_parts, n_threads, ws):
+    """Run ``kernel`` on ``n_threads`` threads, each taking an equal run of the parts.
+
+    The calling thread takes the first run. If any thread fails, the others
+    are told to give up at their next barrier, and the first error is raised
+    once all have stopped.
+    """
+    ws.sync[:] = 0
+    per = n_parts // n_threads
+    results = [None] * n_threads
+    errors = []
+
+    def work(t):
+        try:
+            results[t] = kernel(*args, t * per, (t + 1) * per, n_parts, ws.sync, n_threads,
+                                ws.partials)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the calling thread
+            _sync.abort(ws.sync)
+            errors.append(exc)
+
+    helpers = [threading.Thread(target=work, args=(t,), daemon=True)
+               for t in range(1, n_threads)]
+    try:
+        for helper in helpers:
+            helper.start()
+    except RuntimeError:  # no thread to be had: the started ones give up, run serially
+        _sync.abort(ws.sync)
+        for helper in helpers:
+            if helper.ident is not None:
+                helper.join()
+        ws.sync[:] = 0
+        return kernel(*args, 0, n_parts, n_parts, ws.sync, 1, ws.partials)
+    interrupted = None
+    try:
+        work(0)
+    except BaseException as exc:  # noqa: BLE001 - Ctrl-C between kernel and join; re-raised
+        interrupted = exc
+    # Wait for the helpers even on Ctrl-C: they write into this fit's buffers,
+    # and they finish within microseconds of the calling thread's kernel.
+    for helper in helpers:
+        while helper.is_alive():
+            try:
+                helper.join(0.05)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                interrupted = interrupted or exc
+    if errors or interrupted:
+        raise (errors[0] if errors else interrupted)
+    return results[0]
 
 
 class NumpyTrainer:
@@ -307,7 +399,7 @@ class FullBatchObjective:
         loss = _kernels.loss_and_gradient(
             *self.X, self.Y, self.sw, self.n_rows, self.block, params, self.network.units,
             self.network.coef_offsets, self.network.intercept_offsets, hidden, out, loss_kind,
-            float(alpha), self.grad, ws.xb, ws.acts, ws.deltas, ws.gbuf, ws.iscr, ws.fscr)
+            float(alpha), self.grad, ws.xb, ws.acts, ws.deltas, ws.iscrs[0], ws.fscrs[0])
         return float(loss), self.grad.copy()
 
 

@@ -272,7 +272,7 @@ def test_numba_trainer_does_not_copy_x_and_reuses_its_workspace(dtype):
     X = np.ascontiguousarray(X, dtype=dtype)
     trainer = backends.make_trainer("numba", network, X, Y, sw, BATCH_SIZE, dtype)
     assert np.shares_memory(trainer.X[0], X)
-    buffers = ("xb", "acts", "deltas", "gbuf", "iscr", "fscr")
+    buffers = ("xb", "acts", "deltas", "gbufs", "first", "iscrs", "fscrs", "sync", "partials")
     before = {name: (id(getattr(trainer.ws, name)), getattr(trainer.ws, name).size)
               for name in buffers}
     params = params0.astype(dtype)

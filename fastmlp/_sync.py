@@ -1,0 +1,114 @@
+"""A spin barrier for the threads of one fit, callable from ``@njit(nogil=True)`` code.
+
+The kernels split every mini-batch into parts (:data:`fastmlp.config.KERNEL_PARTS`)
+and, when a fit has the cores to itself, run the parts in separate Python
+threads that meet at a barrier twice per batch. A batch takes tens of
+microseconds to a few milliseconds, far too short for a lock or condition
+variable, so the threads spin on an atomic counter and yield the core when
+the wait grows long (the other thread was descheduled).
+
+The counter only grows: barrier ``k`` of a call is passed when it reaches
+``n_threads * (k + 1)``, so it never has to be reset between barriers (the
+caller zeroes it before starting the threads).
+"""
+
+import ctypes
+import ctypes.util
+import sys
+
+import llvmlite.binding as llvm
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+COUNTER = 0
+ABORT = 8  # one cache line away from the counter
+SYNC_SIZE = 16
+
+if sys.platform == "win32":
+    _yield_address = ctypes.cast(ctypes.windll.kernel32.SwitchToThread, ctypes.c_void_p).value
+else:
+    _libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    _yield_address = ctypes.cast(_libc.sched_yield, ctypes.c_void_p).value
+# Bound by name, like BLAS in fastmlp._blas, so kernels calling it stay cacheable.
+llvm.add_symbol("fastmlp_yield", _yield_address)
+_yield = types.ExternalFunction("fastmlp_yield", types.int32())
+
+
+def _item_pointer(context, builder, arr_type, arr, index, index_type):
+    array = context.make_array(arr_type)(context, builder, arr)
+    index = context.cast(builder, index, index_type, types.intp)
+    return cgutils.get_item_pointer(context, builder, arr_type, array, [index])
+
+
+@intrinsic
+def _atomic_add(typingctx, arr, index, value):
+    """``arr[index] += value`` as one sequentially consistent atomic operation."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1],
+                            signature.args[1])
+        value = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, value, "seq_cst")
+
+    return types.int64(arr, index, value), codegen
+
+
+@intrinsic
+def _atomic_load(typingctx, arr, index):
+    """``arr[index]``, read atomically and never hoisted out of a loop."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ptr = _item_pointer(context, builder, signature.args[0], args[0], args[1],
+                            signature.args[1])
+        return builder.load_atomic(ptr, "seq_cst", 8)
+
+    return types.int64(arr, index), codegen
+
+
+@njit(cache=True, nogil=True)
+def barrier(sync, n_threads, k):
+    """Wait until all ``n_threads`` threads have reached barrier number ``k``.
+
+    Parameters
+    ----------
+    sync : ndarray of int64, shape (SYNC_SIZE,)
+        Shared by the threads; zeroed before they start.
+    n_threads : int
+        Threads taking part; with 1 this returns at once.
+    k : int
+        How many barriers this thread passed before in this call.
+
+    Returns
+    -------
+    bool
+        False if another thread gave up (``sync[ABORT]`` set): stop at once.
+    """
+    if n_threads == 1:
+        return True
+    _atomic_add(sync, COUNTER, 1)
+    target = n_threads * (k + 1)
+    spins = 0
+    while _atomic_load(sync, COUNTER) < target:
+        if _atomic_load(sync, ABORT) != 0:
+            return False
+        spins += 1
+        if spins > 2000:
+            _yield()
+    return True
+
+
+@njit(cache=True, nogil=True)
+def abort(sync):
+    """Make every thread waiting at, or later reaching, a barrier on ``sync`` give up.
+
+    Parameters
+    ----------
+    sync : ndarray of int64, shape (SYNC_SIZE,)
+        The threads' shared array.
+    """
+    _atomic_add(sync, ABORT, 1)

@@ -1,0 +1,230 @@
+"""One fit in several threads: the same bits as in one, and no hang when a thread fails.
+
+The kernels split every mini-batch into ``config.KERNEL_PARTS`` parts; a fit
+with the cores to itself runs them in threads that meet at a spin barrier
+(:mod:`fastmlp._sync`). These tests force one and two threads on the same
+training and require identical parameters, optimizer state and losses, over
+the layouts that take different paths through the kernel: dense X gathered
+by index or read in order, sparse X, widths that do not split evenly or
+split into an empty part, no hidden layer, several hidden layers, the last
+short batch, sample weights and every optimizer.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from fastmlp import FastMLPClassifier, _sync, _threads, backends, config
+from fastmlp._network import Network
+from fastmlp.optimizers import SGD, Adam
+
+OPTIMIZERS = {
+    "nesterov": lambda n, dtype: SGD(n, dtype, 0.1, "constant", 0.9, True),
+    "momentum": lambda n, dtype: SGD(n, dtype, 0.1, "constant", 0.9, False),
+    "adam": lambda n, dtype: Adam(n, dtype, 0.01),
+}
+LAYOUTS = {
+    "one-hidden": [40, 37, 3],  # 37 units: parts of 32 and 5 (float32) / 24 and 13 (float64)
+    "narrow": [40, 5, 3],  # float32 rounds the cut up to 16: all 5 units in part 0, none in 1
+    "two-hidden": [40, 33, 17, 4],
+    "no-hidden": [40, 3],
+}
+
+
+def _problem(layout, dtype, sparse, weighted, seed=0, n_rows=83):
+    rng = np.random.default_rng(seed)
+    network = Network(LAYOUTS[layout], "logistic", "log_loss")
+    params = rng.normal(scale=0.3, size=network.n_params).astype(dtype)
+    X = rng.normal(size=(n_rows, network.layer_units[0]))
+    if sparse:
+        X[rng.random(X.shape) < 0.7] = 0.0
+        X = sp.csr_matrix(X)
+    Y = np.eye(network.layer_units[-1])[rng.integers(0, network.layer_units[-1], n_rows)]
+    sample_weight = rng.uniform(0.5, 2.0, n_rows) if weighted else None
+    return network, params, X.astype(dtype), Y, sample_weight
+
+
+def _train(monkeypatch, n_threads, network, params0, X, Y, sample_weight, optimizer_name,
+           shuffle, dtype, batch_size=16):
+    monkeypatch.setattr(backends.NumbaTrainer, "threads_for_run", lambda self: n_threads)
+    trainer = backends.make_trainer("numba", network, X, Y, sample_weight, batch_size, dtype)
+    params = params0.copy()
+    optimizer = OPTIMIZERS[optimizer_name](network.n_params, dtype)
+    rng = np.random.default_rng(1)
+    n_rows = X.shape[0]
+    n_batches = -(-n_rows // batch_size)
+    losses = []
+    with threadpool_limits(1):
+        for _ in range(3):
+            rows = rng.permutation(n_rows) if shuffle else None
+            # Two calls per epoch, as the estimators' time-bounded chunks make.
+            loss_sum, done = trainer.run(params, optimizer, rows, 0, 2, 1e-3)
+            loss_sum, rest = trainer.run(params, optimizer, rows, 2, n_batches, 1e-3, loss_sum)
+            assert done + rest == n_batches
+            losses.append(loss_sum)
+            optimizer.iteration_ends(n_rows)
+    state = [optimizer.velocity] if isinstance(optimizer, SGD) else [optimizer.ms, optimizer.vs]
+    return params, [s.copy() for s in state], losses
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("sparse, shuffle", [(False, True), (False, False), (True, True)],
+                         ids=["gathered", "in-order", "sparse"])
+def test_two_threads_give_the_bits_of_one(monkeypatch, layout, optimizer_name, dtype, sparse,
+                                          shuffle):
+    network, params0, X, Y, sw = _problem(layout, dtype, sparse, weighted=layout == "one-hidden")
+    one = _train(monkeypatch, 1, network, params0, X, Y, sw, optimizer_name, shuffle, dtype)
+    two = _train(monkeypatch, 2, network, params0, X, Y, sw, optimizer_name, shuffle, dtype)
+    np.testing.assert_array_equal(one[0], two[0])
+    for a, b in zip(one[1], two[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert one[2] == two[2]
+    assert not np.array_equal(one[0], params0)  # it trained
+
+
+def test_one_part_matches_the_numpy_reference_as_closely_as_two(monkeypatch):
+    # The split changes only which BLAS calls compute which block, so both
+    # part counts stay within float64 rounding of the reference.
+    network, params0, X, Y, sw = _problem("two-hidden", np.float64, False, True)
+    reference = backends.make_trainer("numpy", network, X, Y, sw, 16, np.float64)
+    params = params0.copy()
+    optimizer = OPTIMIZERS["nesterov"](network.n_params, np.float64)
+    reference.run(params, optimizer, None, 0, 6, 1e-3)
+    for parts in (1, 2):
+        monkeypatch.setattr(config, "KERNEL_PARTS", parts)
+        ours = _train_once(network, params0, X, Y, sw)
+        np.testing.assert_allclose(ours, params, rtol=0, atol=1e-12)
+
+
+def _train_once(network, params0, X, Y, sw):
+    trainer = backends.make_trainer("numba", network, X, Y, sw, 16, np.float64)
+    params = params0.copy()
+    trainer.run(params, OPTIMIZERS["nesterov"](network.n_params, np.float64), None, 0, 6, 1e-3)
+    return params
+
+
+def test_a_failing_thread_makes_the_others_give_up(monkeypatch):
+    from fastmlp import _kernels
+
+    network, params0, X, Y, sw = _problem("one-hidden", np.float64, False, False)
+    trainer = backends.make_trainer("numba", network, X, Y, sw, 16, np.float64)
+    optimizer = OPTIMIZERS["nesterov"](network.n_params, np.float64)
+    hyper, s1, s2, step = optimizer.kernel_state()
+    hidden, out, loss = network.codes
+    ws = trainer.ws
+    params = params0.copy()
+    args = (*trainer.X, trainer.Y, trainer.sw, np.arange(X.shape[0]), X.shape[0], 16, 0, 5,
+            params, network.units, network.coef_offsets, network.intercept_offsets, hidden, out,
+            loss, 1e-3, optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas,
+            ws.gbufs, ws.first, ws.iscrs, ws.fscrs, 0.0)
+
+    def kernel(*call):
+        part_lo = call[len(args)]
+        if part_lo == 1:
+            raise MemoryError("helper thread failed")
+        return _kernels.train_batches(*call)
+
+    outcome = []
+
+    def call():
+        try:
+            backends._run_in_threads(kernel, args, 2, 2, ws)
+        except MemoryError as exc:
+            outcome.append(exc)
+
+    runner = threading.Thread(target=call, daemon=True)
+    runner.start()
+    runner.join(60)
+    assert not runner.is_alive(), "the surviving thread hung at its barrier"
+    assert len(outcome) == 1 and "helper thread failed" in str(outcome[0])
+    # Part 0 stopped before its first update: its block of the first layer is
+    # copied back unchanged.
+    np.testing.assert_array_equal(params, params0)
+
+
+@pytest.mark.parametrize("n_threads", [2, 3])
+def test_barrier_lets_no_thread_run_ahead(n_threads):
+    rounds = 2000
+    sync = np.zeros(_sync.SYNC_SIZE, dtype=np.int64)
+    seen = np.zeros((n_threads, rounds), dtype=np.int64)
+    counter = np.zeros(1, dtype=np.int64)
+
+    def work(t):
+        for k in range(rounds):
+            counter[0] += 0  # touch shared memory between barriers
+            seen[t, k] = sync[_sync.COUNTER]
+            assert _sync.barrier(sync, n_threads, k)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sync[_sync.COUNTER] == n_threads * rounds
+    # Before barrier k every thread sees at least the arrivals of barrier k - 1
+    # and at most those of barrier k: nobody passed a barrier early.
+    k = np.arange(rounds)
+    assert (seen >= n_threads * k).all() and (seen < n_threads * (k + 1)).all()
+
+
+def test_abort_releases_a_waiting_thread():
+    sync = np.zeros(_sync.SYNC_SIZE, dtype=np.int64)
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(_sync.barrier(sync, 2, 0)))
+    waiter.start()
+    _sync.abort(sync)
+    waiter.join(60)
+    assert result == [False]
+
+
+def _trainer(units, batch_size):
+    network = Network(units, "logistic", "log_loss")
+    X = np.zeros((4, units[0]), dtype=np.float32)
+    Y = np.zeros((4, units[-1]), dtype=np.float32)
+    return backends.make_trainer("numba", network, X, Y, None, batch_size, np.float32)
+
+
+def test_threads_for_run_follows_the_cores_a_fit_has():
+    big = _trainer([784, 128, 10], 32)
+    assert big.threads_for_run() == 1  # outside a fit: nothing says the cores are free
+    with threadpool_limits(2), _threads.share_cores():
+        assert big.threads_for_run() == 2
+        assert _trainer([784, 16, 10], 32).threads_for_run() == 1  # 2.4 MFLOP per batch
+        assert _trainer([64, 512, 10], 200).threads_for_run() == 1  # too few inputs
+        with _threads.share_cores():  # a second fit started
+            assert big.threads_for_run() == 1
+    with threadpool_limits(1), _threads.share_cores():  # the user's limit is respected
+        assert big.threads_for_run() == 1
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 3 epochs on purpose
+def test_a_lone_fit_uses_two_threads_and_matches_a_single_threaded_fit(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = rng.random((600, 300), dtype=np.float32)
+    y = rng.integers(0, 4, 600)
+    used = []
+    original = backends.NumbaTrainer.threads_for_run
+
+    def spy(self):
+        used.append(original(self))
+        return used[-1]
+
+    monkeypatch.setattr(backends.NumbaTrainer, "threads_for_run", spy)
+    params = dict(hidden_layer_sizes=(64,), solver="sgd", batch_size=128, max_iter=3, tol=0,
+                  random_state=0)
+    with threadpool_limits(2):
+        threaded = FastMLPClassifier(**params).fit(X, y)
+    assert set(used) == {2}
+    used.clear()
+    with threadpool_limits(1):
+        single = FastMLPClassifier(**params).fit(X, y)
+    assert set(used) == {1}
+    for a, b in zip(threaded.coefs_ + threaded.intercepts_, single.coefs_ + single.intercepts_,
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert threaded.loss_curve_ == single.loss_curve_
