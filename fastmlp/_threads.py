@@ -26,10 +26,16 @@ block (measured with SciPy's OpenBLAS 0.3.30 on SkylakeX: from 385 terms in
 float64, 600 in float32; MNIST's 784 inputs exceed both), so the same fit
 rounds differently with different thread counts, and with a limit that
 follows how many fits overlap, its result would depend on timing. With
-one BLAS thread per fit, results are the same bits whether fits run one after
-another, in threads, in loky or on Dask workers (which run BLAS single-threaded
-themselves). The Numba kernels are serial (no ``prange``), so there are no
-Numba threads to limit.
+one BLAS thread per product, results are the same bits whether fits run one
+after another, in threads, in loky or on Dask workers.
+
+A fit still uses the cores it has to itself: the compiled kernels split every
+mini-batch into :data:`fastmlp.config.KERNEL_PARTS` parts and run them in that
+many threads of their own when :func:`cores_for_fit` allows (see
+:mod:`fastmlp._sync`). The split is fixed, so the threads change only which
+core computes a part, never the arithmetic. The ``numpy`` backend has no
+threads of its own; its calls lift the cap (``share_cores(capped=False)``)
+so that, alone, it gets all of BLAS's threads, as NumPy users expect.
 """
 
 import contextlib
@@ -41,6 +47,7 @@ from fastmlp import config
 
 _lock = threading.Lock()
 _active = 0
+_uncapped = 0  # active calls that asked for no cap (the numpy backend)
 _saved_limits = None  # [(library controller, limit before the first call)] while calls run
 _blas_controller = None
 
@@ -109,14 +116,15 @@ def _apply_limits():
         return
     if _saved_limits is None:
         _saved_limits = [(lib, lib.num_threads) for lib in _blas_libraries()]
-    cap = config.BLAS_THREADS_PER_FIT
+    # Any call of the compiled kernels keeps the cap; NumPy-only calls lift it.
+    cap = None if _uncapped == _active else config.BLAS_THREADS_PER_FIT
     for lib, before in _saved_limits:
         if before is not None:
             _set_threads(lib, blas_threads_for(before, _active, cap))
 
 
 @contextlib.contextmanager
-def share_cores():
+def share_cores(capped=True):
     """Register a fit or prediction as running for as long as the ``with`` block lasts.
 
     While at least one block is active in the process, every loaded BLAS
@@ -124,6 +132,15 @@ def share_cores():
     threads; the previous limits come back when the last block ends. The
     estimators use it around ``fit``, ``partial_fit`` and the forward pass of
     ``predict``.
+
+    Parameters
+    ----------
+    capped : bool, default=True
+        False for calls that compute only through NumPy (the ``numpy``
+        backend): BLAS is their only way to use several cores, so while
+        only such calls run, :data:`fastmlp.config.BLAS_THREADS_PER_FIT` does
+        not apply. The compiled kernels use their own threads instead
+        (:func:`cores_for_fit`) and keep BLAS at the cap.
 
     Yields
     ------
@@ -138,15 +155,17 @@ def share_cores():
     >>> active_calls()
     0
     """
-    global _active
+    global _active, _uncapped
     with _lock:
         _active += 1
+        _uncapped += not capped
         _apply_limits()
     try:
         yield
     finally:
         with _lock:
             _active -= 1
+            _uncapped -= not capped
             _apply_limits()
 
 

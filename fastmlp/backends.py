@@ -425,7 +425,10 @@ def predict(backend, network, params, X):
     -----
     Rows go ``config.PREDICT_CHUNK_ROWS`` at a time, so memory beyond ``out``
     is bounded whatever the number of rows: dense X that is not already
-    C-contiguous in the compute dtype is converted one chunk at a time.
+    C-contiguous in the compute dtype is converted one chunk at a time. With
+    the ``numba`` backend, a call that has several cores to itself
+    (:func:`fastmlp._threads.cores_for_fit`) splits the chunks among that
+    many threads, each with its own chunk in memory.
     """
     dtype = params.dtype
     n_rows = X.shape[0]
@@ -440,14 +443,51 @@ def predict(backend, network, params, X):
         return out
     from fastmlp import _kernels
 
-    ready = sp.issparse(X) or (X.dtype == dtype and X.flags.c_contiguous)
-    step = max(1, n_rows) if ready else block  # X in the kernel's layout goes in one call
-    acts = np.empty(block * sum(network.layer_units[1:]), dtype=dtype)
+    n_blocks = -(-n_rows // block)
+    n_threads = 1
+    if network.layer_units[0] >= config.MIN_THREADED_INPUTS:
+        n_threads = max(1, min(_threads.cores_for_fit(), n_blocks))
+    # Threads take whole blocks, so every row goes through the same BLAS calls
+    # (the same bits) whatever the number of threads.
+    cuts = [min(n_rows, block * (n_blocks * t // n_threads)) for t in range(n_threads + 1)]
     hidden, out_act, _ = network.codes
-    scratch = _blas_scratch(dtype)
-    for r0 in range(0, n_rows, step):
-        part = X if step >= n_rows else X[r0:r0 + step]
-        _kernels.predict(*as_compute_arrays(part, dtype), part.shape[0], block, params,
-                         network.units, network.coef_offsets, network.intercept_offsets,
-                         hidden, out_act, acts, out[r0:r0 + step], *scratch)
+
+    def forward(lo, hi):
+        rows = X if (lo, hi) == (0, n_rows) else X[lo:hi]
+        ready = sp.issparse(rows) or (rows.dtype == dtype and rows.flags.c_contiguous)
+        step = max(1, hi - lo) if ready else block  # X in the kernel's layout goes in one call
+        acts = np.empty(block * sum(network.layer_units[1:]), dtype=dtype)
+        scratch = _blas_scratch(dtype)
+        for r0 in range(0, hi - lo, step):
+            part = rows if step >= hi - lo else rows[r0:r0 + step]
+            _kernels.predict(*as_compute_arrays(part, dtype), part.shape[0], block, params,
+                             network.units, network.coef_offsets, network.intercept_offsets,
+                             hidden, out_act, acts, out[lo + r0:lo + r0 + part.shape[0]],
+                             *scratch)
+
+    _map_in_threads(forward, list(zip(cuts[:-1], cuts[1:])))
     return out
+
+
+def _map_in_threads(fn, arg_tuples):
+    """Call ``fn(*args)`` for each tuple, the first in this thread, the others in new ones.
+
+    Returns once all calls have ended; raises the first error any of them raised.
+    """
+    errors = []
+
+    def call(args):
+        try:
+            fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the calling thread
+            errors.append(exc)
+
+    helpers = [threading.Thread(target=call, args=(args,), daemon=True)
+               for args in arg_tuples[1:]]
+    for helper in helpers:
+        helper.start()
+    call(arg_tuples[0])
+    for helper in helpers:
+        helper.join()
+    if errors:
+        raise errors[0]

@@ -6,8 +6,9 @@
 CHUNK_SECONDS = 0.25
 
 #: Rows per compiled call in ``predict``/``predict_proba``: bounds the memory
-#: of the activations for large inputs.
-PREDICT_CHUNK_ROWS = 4096
+#: of the activations for large inputs, and is the unit the threads of a
+#: prediction share out.
+PREDICT_CHUNK_ROWS = 1024
 
 #: Rows per block when the full-batch loss and gradient are computed (L-BFGS):
 #: bounds the activation memory to this many rows instead of all of X.

@@ -88,7 +88,7 @@ class _FastMLPMixin:
     def _fit(self, X, y, sample_weight=None, incremental=False):
         # A call that fails on bad input leaves the model exactly as it was.
         with _restore_on_error(self):
-            with _threads.share_cores():  # sets the BLAS threads of this fit
+            with _threads.share_cores(capped=self.backend != "numpy"):  # BLAS threads of this fit
                 return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
@@ -265,7 +265,7 @@ class _FastMLPMixin:
         if check_input and not np.isfinite(params).all():
             raise ValueError("The model's weights (coefs_ or intercepts_) contain NaN or "
                              "inf, so its outputs would not be finite. Refit the model.")
-        with _threads.share_cores():
+        with _threads.share_cores(capped=self.backend != "numpy"):
             out = backends.predict(self.backend, network, params, X)
         if check_input and not np.isfinite(out).all():
             raise ValueError(

@@ -6,11 +6,15 @@ What the bits depend on (all else equal):
 - ``dtype`` (float32 and float64 round differently);
 - ``backend`` (the NumPy reference sums in another order than the kernels;
   the two agree to rounding, not bitwise);
+- ``config.KERNEL_PARTS`` (how the kernels split a batch), but not how many
+  threads run the parts;
 - the BLAS thread count, but only if ``config.BLAS_THREADS_PER_FIT`` is
-  changed from its default of 1: OpenBLAS blocks a product differently for one
-  thread and for several when the summed dimension is long (784 input
-  features are), so the same product then rounds differently. With the
-  default every fit uses one BLAS thread, whatever the process's limit, and
+  changed from its default of 1, or for the ``numpy`` backend, which like any
+  NumPy code uses all the BLAS threads a lone fit has: OpenBLAS blocks a
+  product differently for one thread and for several when the summed
+  dimension is long (784 input features are), so the same product then
+  rounds differently. With the default, every product of the ``numba``
+  backend runs on one BLAS thread, whatever the process's limit, and its
   results are bitwise reproducible across runs, processes and Python threads.
 
 The loss values (``loss_``, ``loss_curve_``) do not depend on how an epoch is
@@ -112,6 +116,8 @@ WIDE = [{"n": 600, "d": 784, "hidden_layer_sizes": (64,), "solver": solver, "bac
         for i, (solver, backend) in enumerate([("adam", "numba"), ("sgd", "numba"),
                                                ("adam", "numpy"), ("lbfgs", "numba")])]
 NARROW = [{**spec, "d": 40, "hidden_layer_sizes": (32,)} for spec in WIDE]
+# A lone numba fit runs its batches in two threads, overlapping fits in one each.
+WIDE_NUMBA = [{**spec, "backend": "numba"} for spec in WIDE]
 
 CHILD = r"""
 import hashlib, json, sys
@@ -143,7 +149,7 @@ def test_concurrent_fits_in_threads_match_sequential():
     # Four different fits on two threads: no shared mutable state (every fit
     # and prediction has its own workspace and BLAS scratch), and the BLAS
     # thread count does not follow how many fits overlap.
-    sequential, concurrent = _sequential_and_concurrent(WIDE)
+    sequential, concurrent = _sequential_and_concurrent(WIDE_NUMBA)
     assert sequential == concurrent
 
 
@@ -155,11 +161,12 @@ def test_concurrent_fits_in_threads_match_sequential_pinned_blas():
 
 def test_results_do_not_depend_on_the_process_blas_limit():
     # Products summing 784 terms would round differently with 1 and 2 OpenBLAS
-    # threads; fits use config.BLAS_THREADS_PER_FIT (1) whatever the limit.
+    # threads; numba fits use config.BLAS_THREADS_PER_FIT (1) whatever the
+    # limit, and with limit 2 they run their batches in two threads of their own.
     with threadpool_limits(1):
-        one = [_fit(spec) for spec in WIDE]
+        one = [_fit(spec) for spec in WIDE_NUMBA]
     with threadpool_limits(2):
-        two = [_fit(spec) for spec in WIDE]
+        two = [_fit(spec) for spec in WIDE_NUMBA]
     assert one == two
 
 

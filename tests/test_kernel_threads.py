@@ -228,3 +228,21 @@ def test_a_lone_fit_uses_two_threads_and_matches_a_single_threaded_fit(monkeypat
                     strict=True):
         np.testing.assert_array_equal(a, b)
     assert threaded.loss_curve_ == single.loss_curve_
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_predictions_in_threads_give_the_bits_of_one(monkeypatch, sparse):
+    network, params, X, _, _ = _problem("two-hidden", np.float32, sparse, False, n_rows=2500)
+    monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
+    monkeypatch.setattr(config, "PREDICT_CHUNK_ROWS", 300)  # 9 chunks: 4 and 5 per thread
+    outs = {}
+    for n_threads in (1, 2):
+        monkeypatch.setattr(_threads, "cores_for_fit", lambda n=n_threads: n)
+        outs[n_threads] = backends.predict("numba", network, params, X)
+        if not sparse:  # X not in the kernel's layout is converted chunk by chunk
+            np.testing.assert_array_equal(
+                backends.predict("numba", network, params, np.asfortranarray(X)),
+                outs[n_threads])
+    np.testing.assert_array_equal(outs[1], outs[2])
+    expected = backends.predict("numpy", network, params, X)
+    np.testing.assert_allclose(outs[2], expected, rtol=0, atol=1e-5)

@@ -109,6 +109,20 @@ def test_uncapped_calls_split_the_limit_while_they_overlap(two_blas_threads, mon
         assert _blas_threads() == [1]
 
 
+def test_numpy_backend_calls_get_every_blas_thread_while_alone(two_blas_threads, monkeypatch):
+    monkeypatch.setattr(config, "BLAS_THREADS_PER_FIT", 1)
+    with _threads.share_cores(capped=False):
+        assert _blas_threads() == [2]  # NumPy's only way to use both cores
+        assert _threads.cores_for_fit() == 2
+        with _threads.share_cores():  # a numba fit joins: its products keep the cap
+            assert _blas_threads() == [1]
+            assert _threads.cores_for_fit() == 1
+        assert _blas_threads() == [2]
+        with _threads.share_cores(capped=False):
+            assert _blas_threads() == [1]  # two NumPy fits split the limit
+    assert _blas_threads() == [2]
+
+
 def test_count_is_released_when_a_fit_fails(digits, two_blas_threads):
     X, y = digits
     with pytest.raises(ValueError):
