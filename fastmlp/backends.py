@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastmlp import _sync, _threads, config, reference
+from fastmlp._fpenv import subnormals_flushed
 
 BACKENDS = ("numba", "numpy")
 
@@ -142,8 +143,9 @@ class NumbaTrainer:
         n_parts = ws.n_parts
         n_threads = self.threads_for_run()
         if n_threads == 1:
-            loss_sum, n_done = _kernels.train_batches(*args, 0, n_parts, n_parts, ws.sync, 1,
-                                                      ws.partials)
+            with subnormals_flushed():
+                loss_sum, n_done = _kernels.train_batches(*args, 0, n_parts, n_parts, ws.sync,
+                                                          1, ws.partials)
         else:
             loss_sum, n_done = _run_in_threads(_kernels.train_batches, args, n_parts,
                                                n_threads, ws)
@@ -184,8 +186,9 @@ def _run_in_threads(kernel, args, n_parts, n_threads, ws):
 
     def work(t):
         try:
-            results[t] = kernel(*args, t * per, (t + 1) * per, n_parts, ws.sync, n_threads,
-                                ws.partials)
+            with subnormals_flushed():
+                results[t] = kernel(*args, t * per, (t + 1) * per, n_parts, ws.sync,
+                                    n_threads, ws.partials)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the calling thread
             _sync.abort(ws.sync)
             errors.append(exc)
@@ -201,7 +204,8 @@ def _run_in_threads(kernel, args, n_parts, n_threads, ws):
             if helper.ident is not None:
                 helper.join()
         ws.sync[:] = 0
-        return kernel(*args, 0, n_parts, n_parts, ws.sync, 1, ws.partials)
+        with subnormals_flushed():
+            return kernel(*args, 0, n_parts, n_parts, ws.sync, 1, ws.partials)
     interrupted = None
     try:
         work(0)
@@ -396,10 +400,12 @@ class FullBatchObjective:
 
         hidden, out, loss_kind = self.network.codes
         ws = self.ws
-        loss = _kernels.loss_and_gradient(
-            *self.X, self.Y, self.sw, self.n_rows, self.block, params, self.network.units,
-            self.network.coef_offsets, self.network.intercept_offsets, hidden, out, loss_kind,
-            float(alpha), self.grad, ws.xb, ws.acts, ws.deltas, ws.iscrs[0], ws.fscrs[0])
+        with subnormals_flushed():
+            loss = _kernels.loss_and_gradient(
+                *self.X, self.Y, self.sw, self.n_rows, self.block, params,
+                self.network.units, self.network.coef_offsets, self.network.intercept_offsets,
+                hidden, out, loss_kind, float(alpha), self.grad, ws.xb, ws.acts, ws.deltas,
+                ws.iscrs[0], ws.fscrs[0])
         return float(loss), self.grad.copy()
 
 
@@ -460,10 +466,12 @@ def predict(backend, network, params, X):
         scratch = _blas_scratch(dtype)
         for r0 in range(0, hi - lo, step):
             part = rows if step >= hi - lo else rows[r0:r0 + step]
-            _kernels.predict(*as_compute_arrays(part, dtype), part.shape[0], block, params,
-                             network.units, network.coef_offsets, network.intercept_offsets,
-                             hidden, out_act, acts, out[lo + r0:lo + r0 + part.shape[0]],
-                             *scratch)
+            compute = as_compute_arrays(part, dtype)
+            with subnormals_flushed():
+                _kernels.predict(*compute, part.shape[0], block, params, network.units,
+                                 network.coef_offsets, network.intercept_offsets, hidden,
+                                 out_act, acts, out[lo + r0:lo + r0 + part.shape[0]], *scratch)
+            del compute  # before the next chunk is converted: one chunk in memory
 
     _map_in_threads(forward, list(zip(cuts[:-1], cuts[1:])))
     return out

@@ -18,7 +18,11 @@ to rounding and only the time differs. How that is arranged:
   and never enters the seconds per epoch.
 * The measured epochs of all backends are interleaved (epoch 1 of each
   backend, then epoch 2, ...), so background load on a shared machine hits
-  them alike.
+  them alike. An epoch timed right after a NumPy or scikit-learn epoch starts
+  after a pause (:data:`SETTLE_SECONDS`, at most that epoch's time): OpenBLAS's worker threads keep
+  spinning for about 0.1 s after a threaded product (its thread timeout,
+  2**28 cycles), and without the pause the next backend would share the
+  cores with them (measured: +15% on a numba epoch at batch 128).
 """
 
 import json
@@ -319,6 +323,11 @@ def _progress_bar(total, enabled):
                 disable=None if enabled is None else not enabled)
 
 
+#: Pause after a timed NumPy or scikit-learn epoch (at most as long as that
+#: epoch), so their BLAS threads are asleep. 0.15 s was measured not quite enough.
+SETTLE_SECONDS = 0.3
+
+
 def _train_batch_size(data, backends, hidden, batch_size, epochs, dtype, seed, classes, bar):
     """Warm up, then train every backend for ``epochs`` interleaved, timed epochs."""
     warmups = {}
@@ -328,9 +337,13 @@ def _train_batch_size(data, backends, hidden, batch_size, epochs, dtype, seed, c
                                    data.y_train, classes, seed)
     models = {b: make_model(b, hidden, batch_size, dtype, seed) for b in backends}
     times = {b: [] for b in backends}
+    previous = None
     for epoch in range(epochs):
         for backend in backends:
             bar.set_description(f"{backend} batch {batch_size} epoch {epoch + 1}/{epochs}")
+            if previous in ("numpy", SKLEARN):
+                time.sleep(min(SETTLE_SECONDS, times[previous][-1]))
+            previous = backend
             tic = time.perf_counter()
             models[backend].partial_fit(data.X_train, data.y_train, classes=classes)
             times[backend].append(time.perf_counter() - tic)
