@@ -100,10 +100,16 @@ class NumbaTrainer:
                    else np.ascontiguousarray(sample_weight, dtype=dtype))
         self.n_samples = X.shape[0]
         self.batch_size = int(batch_size)
-        self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True,
-                                  n_parts=max(1, int(config.KERNEL_PARTS)))
         units = network.layer_units
         self.first_layer_flops = 6 * self.batch_size * units[0] * units[1]
+        # Split only networks whose parts may run in threads (threads_for_run):
+        # the split doubles the BLAS calls, which small networks feel. The
+        # choice depends on the network and batch size only, never on the
+        # threads available, so results do not either.
+        threadable = (units[0] >= config.MIN_THREADED_INPUTS
+                      and self.first_layer_flops >= config.MIN_THREADED_FLOPS)
+        n_parts = max(1, int(config.KERNEL_PARTS)) if threadable else 1
+        self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True, n_parts=n_parts)
 
     def run(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
         """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
@@ -142,7 +148,7 @@ class NumbaTrainer:
                 ws.first, ws.iscrs, ws.fscrs, float(loss_sum))
         n_parts = ws.n_parts
         n_threads = self.threads_for_run()
-        if n_threads == 1:
+        if n_threads == 1 or n_parts % n_threads:
             with subnormals_flushed():
                 loss_sum, n_done = _kernels.train_batches(*args, 0, n_parts, n_parts, ws.sync,
                                                           1, ws.partials)
@@ -159,14 +165,14 @@ class NumbaTrainer:
         -------
         int
             As many as the cores this fit has to itself
-            (:func:`fastmlp._threads.cores_for_fit`), at most
-            :data:`fastmlp.config.KERNEL_PARTS`; 1 when the first layer is too
-            small for threads to pay (:data:`fastmlp.config.MIN_THREADED_INPUTS`,
+            (:func:`fastmlp._threads.cores_for_fit`), at most the parts of a
+            batch: :data:`fastmlp.config.KERNEL_PARTS`, or 1 when the first
+            layer is too small for threads to pay
+            (:data:`fastmlp.config.MIN_THREADED_INPUTS`,
             :data:`fastmlp.config.MIN_THREADED_FLOPS`).
         """
         n_parts = self.ws.n_parts
-        if (n_parts == 1 or self.network.layer_units[0] < config.MIN_THREADED_INPUTS
-                or self.first_layer_flops < config.MIN_THREADED_FLOPS):
+        if n_parts == 1:
             return 1
         cores = min(n_parts, _threads.cores_for_fit())
         return max(t for t in range(1, cores + 1) if n_parts % t == 0)

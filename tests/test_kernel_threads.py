@@ -34,6 +34,13 @@ LAYOUTS = {
 }
 
 
+@pytest.fixture
+def split_small_networks(monkeypatch):
+    """Split the tests' small networks as a big one would be (they are below the thresholds)."""
+    monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
+    monkeypatch.setattr(config, "MIN_THREADED_FLOPS", 0)
+
+
 def _problem(layout, dtype, sparse, weighted, seed=0, n_rows=83):
     rng = np.random.default_rng(seed)
     network = Network(LAYOUTS[layout], "logistic", "log_loss")
@@ -75,8 +82,8 @@ def _train(monkeypatch, n_threads, network, params0, X, Y, sample_weight, optimi
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("sparse, shuffle", [(False, True), (False, False), (True, True)],
                          ids=["gathered", "in-order", "sparse"])
-def test_two_threads_give_the_bits_of_one(monkeypatch, layout, optimizer_name, dtype, sparse,
-                                          shuffle):
+def test_two_threads_give_the_bits_of_one(monkeypatch, split_small_networks, layout,
+                                          optimizer_name, dtype, sparse, shuffle):
     network, params0, X, Y, sw = _problem(layout, dtype, sparse, weighted=layout == "one-hidden")
     one = _train(monkeypatch, 1, network, params0, X, Y, sw, optimizer_name, shuffle, dtype)
     two = _train(monkeypatch, 2, network, params0, X, Y, sw, optimizer_name, shuffle, dtype)
@@ -87,7 +94,8 @@ def test_two_threads_give_the_bits_of_one(monkeypatch, layout, optimizer_name, d
     assert not np.array_equal(one[0], params0)  # it trained
 
 
-def test_one_part_matches_the_numpy_reference_as_closely_as_two(monkeypatch):
+def test_one_part_matches_the_numpy_reference_as_closely_as_two(monkeypatch,
+                                                                 split_small_networks):
     # The split changes only which BLAS calls compute which block, so both
     # part counts stay within float64 rounding of the reference.
     network, params0, X, Y, sw = _problem("two-hidden", np.float64, False, True)
@@ -108,7 +116,7 @@ def _train_once(network, params0, X, Y, sw):
     return params
 
 
-def test_a_failing_thread_makes_the_others_give_up(monkeypatch):
+def test_a_failing_thread_makes_the_others_give_up(split_small_networks):
     from fastmlp import _kernels
 
     network, params0, X, Y, sw = _problem("one-hidden", np.float64, False, False)
@@ -191,6 +199,8 @@ def _trainer(units, batch_size):
 
 def test_threads_for_run_follows_the_cores_a_fit_has():
     big = _trainer([784, 128, 10], 32)
+    assert big.ws.n_parts == config.KERNEL_PARTS
+    assert _trainer([64, 64, 10], 32).ws.n_parts == 1  # never threaded: not split either
     assert big.threads_for_run() == 1  # outside a fit: nothing says the cores are free
     with threadpool_limits(2), _threads.share_cores():
         assert big.threads_for_run() == 2
