@@ -1,0 +1,96 @@
+"""``exp`` written out in arithmetic, so loops that call it vectorise.
+
+Numba lowers ``np.exp`` to a call of the C library's scalar ``exp`` per
+element (it vectorises only with Intel's SVML installed), and the logistic
+activation is an exponential per unit and row: measured on digits
+(64-64-10, batch 32) it was 30% of a fit. This version is branch-free, so
+LLVM turns the activation loops into AVX-512 code.
+
+Method (as in Cody & Waite and most libm's): ``x = n ln2 + r`` with n the
+integer nearest ``x / ln2`` and ``|r| <= ln2 / 2``, ``exp(r)`` by its Taylor
+polynomial to degree 13 (truncation error below 4e-18, under half an ulp),
+then scaled by ``2**n`` in two factors so that ``n = 1024`` does not overflow
+the exponent field. Accuracy against the C library, tested: at most 1 ulp in
+float64 (most results identical), and float32 values (computed in float64)
+correctly rounded. NaN stays NaN; ``exp`` of more than 709.78 is inf, of less
+than -745.13 is 0.
+"""
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471803691238  # 0x3FE62E42FEE00000: n * _LN2_HI is exact for |n| < 2**11
+_LN2_LO = 1.9082149292705877e-10
+_SHIFTER = 6755399441055744.0  # 1.5 * 2**52: adding it rounds to an integer, kept in the low bits
+_OVERFLOW = 709.782712893384
+_UNDERFLOW = -745.1332191019412
+_SHIFTER_BITS = np.array([_SHIFTER]).view(np.int64)[0]
+_EXPONENT_ONE = 1 << 52  # one unit of the exponent field
+
+
+@intrinsic
+def _float_bits(typingctx, x):
+    """The IEEE bits of a float64 as an int64."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return types.int64(x), codegen
+
+
+@intrinsic
+def _bits_float(typingctx, bits):
+    """The float64 whose IEEE bits are ``bits``."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return types.float64(bits), codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def exp(x):
+    """``e**x`` for a float64, branch-free; see the module docstring for accuracy.
+
+    Parameters
+    ----------
+    x : float64
+
+    Returns
+    -------
+    float64
+    """
+    t = x * _LOG2E + _SHIFTER
+    n = t - _SHIFTER  # nearest integer to x / ln2, as a float
+    k = _float_bits(t) - _SHIFTER_BITS  # the same integer, from the low bits (no NaN cast)
+    r = (x - n * _LN2_HI) - n * _LN2_LO
+    p = 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    p = p * r + 1.0
+    p = p * r + 1.0
+    # 2**k as 2**k1 * 2**k2, k1 about k / 2 (by the same rounding trick): each
+    # factor's exponent field stays in range. Only adds and multiplies on the
+    # integers (no shifts, no float-to-int casts), so the loop vectorises and
+    # NaN needs no special case. Out-of-range k gives garbage scales here; the
+    # selects below replace those results.
+    k1 = _float_bits(n * 0.5 + _SHIFTER) - _SHIFTER_BITS
+    y = (p * _bits_float((k1 + 1023) * _EXPONENT_ONE)
+         * _bits_float((k - k1 + 1023) * _EXPONENT_ONE))
+    y = np.inf if x > _OVERFLOW else y
+    return 0.0 if x < _UNDERFLOW else y
