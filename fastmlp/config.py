@@ -22,11 +22,13 @@ FULL_BATCH_BLOCK_ROWS = 2048
 #: than ~384 inputs then round differently depending on the overlap.
 BLAS_THREADS_PER_FIT = 1
 
-#: Parts every mini-batch is split into by the compiled kernels (rows for the
-#: forward and backward passes, parameters for the update). A fit that has
-#: the cores to itself runs the parts in that many threads; fits running at
-#: the same time run them one after another. Results depend on this number,
-#: never on how many threads ran the parts. 1 disables the split.
+#: Parts every mini-batch is split into by the compiled kernels (the first
+#: hidden layer's units, then the rows for the rest of the forward and the
+#: backward pass, then the parameters for the update), for networks above the
+#: thresholds below. A fit that has the cores to itself runs the parts in that
+#: many threads; fits running at the same time run them one after another.
+#: Results depend on this number, never on how many threads ran the parts.
+#: 1 disables the split.
 KERNEL_PARTS = 2
 
 #: A fit runs its parts in threads only when its first layer has at least
