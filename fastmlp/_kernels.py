@@ -587,12 +587,15 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
 
 
 @_jit
-def loss_and_gradient(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units, coff, ioff,
-                      hidden_act, out_act, loss_kind, alpha, grad, xb, acts, deltas,
-                      iscr, fscr):
-    """Loss and gradient over all rows (L-BFGS, gradient checks), ``block`` rows at a time.
+def gradient_part(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units, coff, ioff,
+                  hidden_act, out_act, loss_kind, part, n_parts, grad, acts, deltas, iscr, fscr):
+    """Raw loss and gradient sums over blocks ``part``, ``part + n_parts``, ... of the rows.
 
-    ``grad`` (same layout as ``params``) receives the gradient; returns the loss.
+    The rows go ``block`` at a time; ``grad`` (the layout of ``params``)
+    receives the sums of the per-row gradients, without the L2 term and
+    unscaled. Parts touch only their own ``grad``, ``acts``, ``deltas`` and
+    scratch, so they can run in any threads; :func:`finish_gradient` adds them
+    up in part order. Returns (weighted data-loss sum, weight sum).
     """
     zero = cast_like(grad, 0.0)
     for j in range(grad.size):
@@ -603,12 +606,12 @@ def loss_and_gradient(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units,
     out_off = _output_offset_of(units, n_layers - 1, block)
     loss = 0.0
     wsum = 0.0
-    for r0 in range(0, n_rows, block):
+    for r0 in range(part * block, n_rows, n_parts * block):
         m = min(block, n_rows - r0)
         x_ptr = _forward(X, Xdata, Xind, Xptr, no_rows, r0, m, params, units, coff, ioff,
-                         hidden_act, out_act, xb, acts, block, iscr, fscr)
-        part, w = _output_delta(acts, out_off, deltas, out_off, m, k, Y, sw, no_rows, r0,
-                                loss_kind)
+                         hidden_act, out_act, acts[:0], acts, block, iscr, fscr)
+        part_loss, w = _output_delta(acts, out_off, deltas, out_off, m, k, Y, sw, no_rows, r0,
+                                     loss_kind)
         _backward_deltas(acts, deltas, m, 0, params, units, coff, hidden_act, block, iscr, fscr)
         for layer in range(n_layers):
             u_out = units[layer + 1]
@@ -616,11 +619,32 @@ def loss_and_gradient(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units,
                              x_ptr, Xdata, Xind, Xptr, no_rows, r0, m, units, acts, deltas,
                              block, iscr, fscr)
             _bias_gradient(grad, ioff[layer], True, layer, 0, u_out, m, units, deltas, block)
-        loss += part
+        loss += part_loss
         wsum += w
+    return loss, wsum
+
+
+@_jit
+def finish_gradient(grads, losses, params, n_coef, alpha, grad):
+    """Add the parts' sums in part order, then the L2 term; scale by the weight sum.
+
+    ``grads`` holds one raw gradient per part (rows), ``losses`` their
+    (data-loss sum, weight sum) pairs. Writes ``grad`` and returns the loss.
+    """
+    n_parts = grads.shape[0]
+    loss = 0.0
+    wsum = 0.0
+    for p in range(n_parts):
+        loss += losses[p, 0]
+        wsum += losses[p, 1]
+    for j in range(grad.size):
+        grad[j] = grads[0, j]
+    for p in range(1, n_parts):
+        g = grads[p]
+        for j in range(grad.size):
+            grad[j] += g[j]
     alpha_c = cast_like(grad, alpha)
     sw = cast_like(grad, wsum)
-    n_coef = coff[coff.size - 1]
     ssq = 0.0
     for j in range(n_coef):
         w = params[j]

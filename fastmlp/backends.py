@@ -372,8 +372,17 @@ class FullBatchObjective:
             self.sw = (np.empty(0, dtype=dtype) if sample_weight is None
                        else np.ascontiguousarray(sample_weight, dtype=dtype))
             self.block = max(1, min(config.FULL_BATCH_BLOCK_ROWS, self.n_rows))
-            self.ws = _NumbaWorkspace(network, self.block, dtype, gather=False)
-            self.grad = np.empty(network.n_params, dtype=dtype)
+            # Blocks of rows are dealt to parts that may run in threads; like
+            # the trainer's split, it depends on the data's shape, not on the cores.
+            n_blocks = -(-self.n_rows // self.block)
+            threadable = network.layer_units[0] >= config.MIN_THREADED_INPUTS
+            self.n_parts = min(n_blocks, max(1, int(config.KERNEL_PARTS))) if threadable else 1
+            units = network.layer_units
+            self.parts = [(np.empty(self.block * sum(units[1:]), dtype=dtype),
+                           np.empty(self.block * sum(units[1:]), dtype=dtype),
+                           *_blas_scratch(dtype)) for _ in range(self.n_parts)]
+            self.grads = np.empty((self.n_parts, network.n_params), dtype=dtype)
+            self.losses = np.zeros((self.n_parts, 2))
         else:
             # Cast like NumpyTrainer, so float64 X cannot turn a float32 objective float64.
             self.X = sp.csr_matrix(X, dtype=dtype) if sp.issparse(X) else np.asarray(X, dtype=dtype)
@@ -405,14 +414,24 @@ class FullBatchObjective:
         from fastmlp import _kernels
 
         hidden, out, loss_kind = self.network.codes
-        ws = self.ws
-        with subnormals_flushed():
-            loss = _kernels.loss_and_gradient(
-                *self.X, self.Y, self.sw, self.n_rows, self.block, params,
-                self.network.units, self.network.coef_offsets, self.network.intercept_offsets,
-                hidden, out, loss_kind, float(alpha), self.grad, ws.xb, ws.acts, ws.deltas,
-                ws.iscrs[0], ws.fscrs[0])
-        return float(loss), self.grad.copy()
+        network = self.network
+
+        def part_sums(p):
+            acts, deltas, iscr, fscr = self.parts[p]
+            with subnormals_flushed():
+                self.losses[p] = _kernels.gradient_part(
+                    *self.X, self.Y, self.sw, self.n_rows, self.block, params, network.units,
+                    network.coef_offsets, network.intercept_offsets, hidden, out, loss_kind,
+                    p, self.n_parts, self.grads[p], acts, deltas, iscr, fscr)
+
+        n_threads = min(self.n_parts, _threads.cores_for_fit())
+        # Thread t takes parts t, t + n_threads, ...: any thread count gives the same sums.
+        _map_in_threads(lambda t: [part_sums(p) for p in range(t, self.n_parts, n_threads)],
+                        [(t,) for t in range(n_threads)])
+        grad = np.empty(network.n_params, dtype=self.dtype)
+        loss = _kernels.finish_gradient(self.grads, self.losses, params,
+                                        int(network.coef_offsets[-1]), float(alpha), grad)
+        return float(loss), grad
 
 
 def predict(backend, network, params, X):

@@ -256,3 +256,22 @@ def test_predictions_in_threads_give_the_bits_of_one(monkeypatch, sparse):
     np.testing.assert_array_equal(outs[1], outs[2])
     expected = backends.predict("numpy", network, params, X)
     np.testing.assert_allclose(outs[2], expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_full_batch_objective_in_threads_gives_the_bits_of_one(monkeypatch, sparse):
+    # L-BFGS's loss and gradient: blocks of rows dealt to two parts, summed in part order.
+    monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
+    monkeypatch.setattr(config, "FULL_BATCH_BLOCK_ROWS", 16)  # 83 rows: 6 blocks
+    network, params, X, Y, sw = _problem("two-hidden", np.float64, sparse, True)
+    results = {}
+    for n_threads in (1, 2):
+        monkeypatch.setattr(_threads, "cores_for_fit", lambda n=n_threads: n)
+        objective = backends.FullBatchObjective("numba", network, X, Y, sw, np.float64)
+        assert objective.n_parts == 2
+        results[n_threads] = objective(params, 1e-3)
+    assert results[1][0] == results[2][0]
+    np.testing.assert_array_equal(results[1][1], results[2][1])
+    loss, grad = backends.loss_and_gradient("numpy", network, params, X, Y, 1e-3, sw)
+    assert results[2][0] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(results[2][1], grad, rtol=0, atol=1e-12 * np.abs(grad).max())
