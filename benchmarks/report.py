@@ -202,6 +202,17 @@ def inference_section(benches, stat):
          ("max abs Δp vs NumPy float64", lambda e, t: f"{e['max_abs_diff_vs_reference']:.1e}")])
 
 
+def lbfgs_section(benches, stat):
+    """Whole L-BFGS ``fit`` on MNIST."""
+    e0 = benches[0]["extra_info"]
+    return _by_lib_section(
+        f"L-BFGS fit on MNIST: {e0['layers']}, {e0['iterations']} iterations, "
+        f"{e0['n_samples']} rows", benches, stat,
+        [("s/iteration", lambda e, t: f"{t / e['iterations']:.3f}"),
+         ("final loss", lambda e, t: f"{e['final_loss']:.5f}"),
+         ("test accuracy", lambda e, t: f"{e['test_accuracy']:.4f}")])
+
+
 def jit_section(benches, stat):
     """Import + first fit in a fresh process; targets of issue 7."""
     cases = {}
@@ -259,7 +270,7 @@ def render(data, stat="min"):
     if epochs:
         sections.append(epoch_sections(epochs, stat))
     special = {"digits-fit": digits_section, "grid-search": grid_section,
-               "inference": inference_section, "jit": jit_section}
+               "inference": inference_section, "jit": jit_section, "lbfgs": lbfgs_section}
     for group in sorted(groups):
         if group.startswith("mnist-epoch"):
             continue

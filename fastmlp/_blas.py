@@ -79,6 +79,10 @@ def gemm(trans_a, trans_b, m, n, k, alpha, a_ptr, lda, b_ptr, ldb, beta, c_ptr, 
     fscratch : ndarray of the compute dtype, shape (2,)
         Scratch for alpha and beta; its dtype selects sgemm or dgemm.
     """
+    if m == 0 or n == 0:
+        # Nothing to write. Returning here also spares BLAS the leading
+        # dimensions of empty blocks (a part with no units passes 0).
+        return
     # Row-major C is column-major C^T = op(B)^T op(A)^T: swap the operands.
     scratch[0] = trans_a
     scratch[1] = trans_b

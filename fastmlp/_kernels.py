@@ -470,7 +470,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     of ``rows`` (sample indices in epoch order) or, when ``rows`` is empty, the
     rows of X themselves. Stops early at the first non-finite batch loss.
 
-    Every batch is split into ``n_parts`` parts, in four phases: part p
+    Every batch is split into ``n_parts`` parts (1 for a network without a
+    hidden layer), in four phases: part p
     (0) gathers its share of the batch rows into ``xb`` (when ``rows`` is
     given), computes (1) its share of the first hidden layer's units for all
     rows, (2) the rest of the forward pass and the whole backward pass for
@@ -524,12 +525,10 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
         else:
             x_ptr = _addr(X, r0 * u0)
         for p in range(part_lo, part_hi):
-            if n_layers > 1:
-                c_lo = _cut(u1, p, n_parts, align)
-                c_hi = _cut(u1, p + 1, n_parts, align)
-            else:  # the first layer is the output layer: softmax needs whole rows
-                c_lo = 0
-                c_hi = u1 if p == 0 else 0
+            # Without a hidden layer, n_parts is 1 (the caller's rule): the
+            # output activation (softmax) needs whole rows.
+            c_lo = _cut(u1, p, n_parts, align)
+            c_hi = _cut(u1, p + 1, n_parts, align)
             _layer_forward(0, x_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, c_lo, c_hi, first[0],
                            u0 * c_lo, c_hi - c_lo, params, units, ioff,
                            hidden_act if n_layers > 1 else out_act, acts, batch_size,

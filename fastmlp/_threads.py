@@ -48,6 +48,7 @@ from fastmlp import config
 _lock = threading.Lock()
 _active = 0
 _uncapped = 0  # active calls that asked for no cap (the numpy backend)
+_local = threading.local()  # .depth: share_cores blocks open in this thread
 _saved_limits = None  # [(library controller, limit before the first call)] while calls run
 _blas_controller = None
 
@@ -124,7 +125,7 @@ def _apply_limits():
 
 
 @contextlib.contextmanager
-def share_cores(capped=True):
+def share_cores(capped=True, join_enclosing=False):
     """Register a fit or prediction as running for as long as the ``with`` block lasts.
 
     While at least one block is active in the process, every loaded BLAS
@@ -141,6 +142,10 @@ def share_cores(capped=True):
         only such calls run, :data:`fastmlp.config.BLAS_THREADS_PER_FIT` does
         not apply. The compiled kernels use their own threads instead
         (:func:`cores_for_fit`) and keep BLAS at the cap.
+    join_enclosing : bool, default=False
+        If this thread is already inside a block, count as part of it
+        instead of as another call: the validation predictions that
+        early stopping makes inside a fit keep the fit's cores.
 
     Yields
     ------
@@ -156,13 +161,19 @@ def share_cores(capped=True):
     0
     """
     global _active, _uncapped
+    depth = getattr(_local, "depth", 0)
+    if join_enclosing and depth > 0:
+        yield
+        return
     with _lock:
         _active += 1
         _uncapped += not capped
         _apply_limits()
+    _local.depth = depth + 1
     try:
         yield
     finally:
+        _local.depth = depth
         with _lock:
             _active -= 1
             _uncapped -= not capped

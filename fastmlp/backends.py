@@ -106,7 +106,9 @@ class NumbaTrainer:
         # the split doubles the BLAS calls, which small networks feel. The
         # choice depends on the network and batch size only, never on the
         # threads available, so results do not either.
-        threadable = (units[0] >= config.MIN_THREADED_INPUTS
+        # A network without a hidden layer is never split: its first layer is
+        # the output layer, whose activation (softmax) needs whole rows.
+        threadable = (len(units) > 2 and units[0] >= config.MIN_THREADED_INPUTS
                       and self.first_layer_flops >= config.MIN_THREADED_FLOPS)
         n_parts = max(1, int(config.KERNEL_PARTS)) if threadable else 1
         self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True, n_parts=n_parts)

@@ -265,7 +265,7 @@ class _FastMLPMixin:
         if check_input and not np.isfinite(params).all():
             raise ValueError("The model's weights (coefs_ or intercepts_) contain NaN or "
                              "inf, so its outputs would not be finite. Refit the model.")
-        with _threads.share_cores(capped=self.backend != "numpy"):
+        with _threads.share_cores(capped=self.backend != "numpy", join_enclosing=True):
             out = backends.predict(self.backend, network, params, X)
         if check_input and not np.isfinite(out).all():
             raise ValueError(

@@ -275,3 +275,23 @@ def test_full_batch_objective_in_threads_gives_the_bits_of_one(monkeypatch, spar
     loss, grad = backends.loss_and_gradient("numpy", network, params, X, Y, 1e-3, sw)
     assert results[2][0] == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(results[2][1], grad, rtol=0, atol=1e-12 * np.abs(grad).max())
+
+
+@pytest.mark.parametrize("optimizer_name", ["nesterov", "adam"])
+def test_network_without_hidden_layer_is_not_split_and_trains_right(monkeypatch,
+                                                                    optimizer_name):
+    # 300 inputs and 20 softmax outputs: above the thresholds, but the output
+    # layer cannot be split by units. Must match the NumPy reference.
+    rng = np.random.default_rng(0)
+    network = Network([300, 20], "logistic", "log_loss")
+    params0 = rng.normal(scale=0.1, size=network.n_params)
+    X = rng.normal(size=(130, 300))
+    Y = np.eye(20)[rng.integers(0, 20, 130)]
+    trainer = backends.make_trainer("numba", network, X, Y, None, 64, np.float64)
+    assert trainer.ws.n_parts == 1
+    ours, theirs = params0.copy(), params0.copy()
+    trainer.run(ours, OPTIMIZERS[optimizer_name](network.n_params, np.float64), None, 0, 3, 1e-3)
+    reference = backends.make_trainer("numpy", network, X, Y, None, 64, np.float64)
+    reference.run(theirs, OPTIMIZERS[optimizer_name](network.n_params, np.float64), None, 0, 3,
+                  1e-3)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)

@@ -123,6 +123,25 @@ def test_numpy_backend_calls_get_every_blas_thread_while_alone(two_blas_threads,
     assert _blas_threads() == [2]
 
 
+def test_predictions_inside_a_fit_keep_the_fits_cores(two_blas_threads):
+    with _threads.share_cores():  # a fit
+        assert _threads.cores_for_fit() == 2
+        with _threads.share_cores(join_enclosing=True):  # its early-stopping score
+            assert _threads.active_calls() == 1
+            assert _threads.cores_for_fit() == 2
+        seen = []
+        other = threading.Thread(target=lambda: _in_other_thread(seen))
+        other.start()
+        other.join()
+        assert seen == [2, 1]  # another thread's prediction is another call
+    assert _threads.active_calls() == 0
+
+
+def _in_other_thread(seen):
+    with _threads.share_cores(join_enclosing=True):
+        seen.extend([_threads.active_calls(), _threads.cores_for_fit()])
+
+
 def test_count_is_released_when_a_fit_fails(digits, two_blas_threads):
     X, y = digits
     with pytest.raises(ValueError):
