@@ -30,28 +30,24 @@ _SHIFTER_BITS = np.array([_SHIFTER]).view(np.int64)[0]
 _EXPONENT_ONE = 1 << 52  # one unit of the exponent field
 
 
-@intrinsic
-def _float_bits(typingctx, x):
-    """The IEEE bits of a float64 as an int64."""
-    if x != types.float64:
-        return None
+def _bitcast(from_type, to_type):
+    """An ``@njit``-callable that reinterprets the bits of a ``from_type`` as a ``to_type``."""
 
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    @intrinsic
+    def bitcast(typingctx, x):
+        if x != from_type:
+            return None
 
-    return types.int64(x), codegen
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], context.get_value_type(to_type))
+
+        return to_type(x), codegen
+
+    return bitcast
 
 
-@intrinsic
-def _bits_float(typingctx, bits):
-    """The float64 whose IEEE bits are ``bits``."""
-    if bits != types.int64:
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-
-    return types.float64(bits), codegen
+_float_bits = _bitcast(types.float64, types.int64)
+_bits_float = _bitcast(types.int64, types.float64)
 
 
 @njit(cache=True, nogil=True, inline="always")
