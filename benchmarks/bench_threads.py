@@ -1,4 +1,4 @@
-"""Four fits on two threads versus one after another (GIL released in the kernels).
+"""Threads: four fits on two threads versus one after another, and one fit in its own threads.
 
 Each round first runs 4 fits of a 64-256-10 sigmoid network on digits one
 after another (in the benchmark's untimed ``setup``, timed here), then the
@@ -16,9 +16,15 @@ Libraries:
 * ``sklearn``: :class:`~sklearn.neural_network.MLPClassifier`, which holds the
   GIL outside NumPy calls.
 
-Smoke mode (plain ``pytest``) runs one round of 1-epoch fits; both modes
-assert that the threaded fits give exactly the sequential fits' weights.
-Timings are never asserted (the machine may be shared).
+The second benchmark times one MNIST fit (784-128-10, float32, batch 32 and
+128) in the two threads of its own that a lone fit uses, against the same fit
+held to one thread by ``threadpool_limits(1)`` (the untimed ``setup``,
+timed here); rounds alternate the two.
+
+Smoke mode (plain ``pytest``) runs one round of 1-epoch fits (on a slice of
+MNIST for the second); both modes assert that the threaded fits give exactly
+the sequential fits' weights. Timings are never asserted (the machine may be
+shared).
 """
 
 import os
@@ -30,7 +36,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from fastmlp import FastMLPClassifier, config
 
@@ -107,3 +113,50 @@ def test_four_fits_on_two_threads(benchmark, lib, digits, smoke, monkeypatch):
         # The capped default promises this for every width; digits' 64 inputs
         # are within OpenBLAS's block, so the uncapped mode gets it here too.
         assert same
+
+
+MNIST_HIDDEN = (128,)
+MNIST_EPOCHS = 2
+MNIST_ROUNDS = 5
+
+
+def _mnist_fit(X, y, batch_size, epochs):
+    model = FastMLPClassifier(MNIST_HIDDEN, activation="logistic", solver="sgd",
+                              learning_rate_init=0.1, batch_size=batch_size, max_iter=epochs,
+                              tol=0.0, random_state=0, dtype="float32").fit(X, y)
+    return [np.asarray(w).copy() for w in model.coefs_ + model.intercepts_]
+
+
+@pytest.mark.benchmark(group="threads: one fit, 784-128-10 MNIST")
+@pytest.mark.parametrize("batch_size", [32, 128])
+def test_one_fit_in_its_own_threads(benchmark, batch_size, mnist, smoke):
+    """One fit alone (two threads of its own) vs the same fit in one thread; same weights."""
+    X, y, _, _ = mnist.arrays("float32")
+    if smoke:
+        X, y = X[:2048], y[:2048]
+    epochs = 1 if smoke else MNIST_EPOCHS
+    _mnist_fit(X[:300], y[:300], batch_size, 1)  # load the compiled kernels first
+    one_s, two_s, results = [], [], {}
+
+    def one_thread():
+        start = time.perf_counter()
+        with threadpool_limits(1):  # the fit sees one core: no threads of its own
+            results["one"] = _mnist_fit(X, y, batch_size, epochs)
+        one_s.append(time.perf_counter() - start)
+
+    def own_threads():
+        start = time.perf_counter()
+        results["two"] = _mnist_fit(X, y, batch_size, epochs)
+        two_s.append(time.perf_counter() - start)
+
+    benchmark.pedantic(own_threads, setup=one_thread, rounds=1 if smoke else MNIST_ROUNDS,
+                       iterations=1)
+    speedups = [a / b for a, b in zip(one_s, two_s)]
+    benchmark.extra_info.update({
+        "batch_size": batch_size, "epochs": epochs, "n_samples": int(X.shape[0]),
+        "cpu_count": os.cpu_count(), "kernel_parts": config.KERNEL_PARTS,
+        "seconds_one_thread": one_s, "seconds_own_threads": two_s, "speedups": speedups,
+        "speedup_median": float(np.median(speedups)), "speedup_min": min(speedups),
+        "speedup_max": max(speedups),
+    })
+    assert _same([results["one"]], [results["two"]])
