@@ -295,3 +295,16 @@ def test_network_without_hidden_layer_is_not_split_and_trains_right(monkeypatch,
     reference.run(theirs, OPTIMIZERS[optimizer_name](network.n_params, np.float64), None, 0, 3,
                   1e-3)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("parts, threads", [(3, 3), (4, 2), (4, 4)])
+def test_more_parts_and_threads_give_the_bits_of_one_thread(monkeypatch, split_small_networks,
+                                                            parts, threads):
+    # Machines with more cores may raise KERNEL_PARTS; each thread then runs
+    # parts // threads consecutive parts (oversubscribed here: the barrier yields).
+    monkeypatch.setattr(config, "KERNEL_PARTS", parts)
+    network, params0, X, Y, sw = _problem("two-hidden", np.float32, False, True)
+    one = _train(monkeypatch, 1, network, params0, X, Y, sw, "adam", True, np.float32)
+    many = _train(monkeypatch, threads, network, params0, X, Y, sw, "adam", True, np.float32)
+    np.testing.assert_array_equal(one[0], many[0])
+    assert one[2] == many[2]
