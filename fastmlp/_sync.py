@@ -2,7 +2,7 @@
 
 The kernels split every mini-batch into parts (:data:`fastmlp.config.KERNEL_PARTS`)
 and, when a fit has the cores to itself, run the parts in separate Python
-threads that meet at a barrier twice per batch. A batch takes tens of
+threads that meet at a barrier up to four times per batch. A batch takes tens of
 microseconds to a few milliseconds, far too short for a lock or condition
 variable, so the threads spin on an atomic counter and yield the core when
 the wait grows long (the other thread was descheduled).
