@@ -39,7 +39,10 @@ def _addr(a, offset):
 
 @_jit
 def _activate(z, zo, m, u, ld, params, bo, act):
-    """In place on m rows of u values at ``z[zo:]``, ``ld`` apart: add the bias ``params[bo:bo+u]``, apply ``act``."""
+    """Add the bias ``params[bo:bo+u]`` and apply ``act``, in place.
+
+    Works on m rows of u values at ``z[zo:]``, ``ld`` apart.
+    """
     one = cast_like(z, 1.0)
     zero = cast_like(z, 0.0)
     b = params[bo:bo + u]
@@ -81,7 +84,7 @@ def _activate(z, zo, m, u, ld, params, bo, act):
 
 @_jit
 def _derivative(d, do, a, ao, m, u, act):
-    """Multiply the deltas at ``d[do:]`` by the activation's derivative, written in terms of its output."""
+    """Multiply the deltas at ``d[do:]`` by the activation's derivative (from its output)."""
     one = cast_like(d, 1.0)
     zero = cast_like(d, 0.0)
     n = m * u
@@ -226,7 +229,7 @@ def _step(params, po, ldp, g, go, ldg, rows, cols, alpha, wsum, opt_kind, hyper,
 
 @_jit
 def _cut(n, p, n_parts, align):
-    """Start of part p of ``range(n)`` split into ``n_parts``, rounded up to a multiple of ``align``.
+    """Start of part p of ``range(n)`` cut into ``n_parts``, rounded up to a multiple of ``align``.
 
     Rounding keeps the parts' shares of a row in separate cache lines.
     """
