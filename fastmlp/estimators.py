@@ -19,7 +19,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.utils import _safe_indexing, shuffle
+from sklearn.utils import _safe_indexing
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
@@ -148,7 +148,7 @@ class _FastMLPMixin:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
                 if self.shuffle:
-                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    sample_idx = _shuffled(sample_idx, self._random_state)
                 if train_idx is not None:
                     rows = train_idx[sample_idx]
                 else:
@@ -201,7 +201,7 @@ class _FastMLPMixin:
         b = 0
         while b < n_batches:
             stop = min(n_batches, b + chunk.size)
-            saved = params.copy(), copy.deepcopy(self._optimizer)
+            saved = params.copy(), _optimizer_snapshot(self._optimizer)
             tic = time.perf_counter()
             try:
                 # The running sum goes in, so the loss does not depend on chunking.
@@ -298,6 +298,30 @@ def _restore_on_error(est):
 
 def _with_extra_constraints(base):
     return {**base._parameter_constraints, **_EXTRA_CONSTRAINTS}
+
+
+def _shuffled(sample_idx, random_state):
+    """``sklearn.utils.shuffle(sample_idx, random_state=random_state)``, without its checks.
+
+    The same draws from ``random_state`` (one ``shuffle`` of ``arange(n)``),
+    so the epochs see scikit-learn's order; sklearn's input checks cost
+    ~0.2 ms per epoch, 10% of a small fit.
+    """
+    order = np.arange(sample_idx.shape[0])
+    random_state.shuffle(order)
+    return sample_idx[order]
+
+
+def _optimizer_snapshot(optimizer):
+    """A copy of an optimizer that later steps of the original do not change.
+
+    A shallow copy with its own state arrays: ``copy.deepcopy`` took ~50 us.
+    """
+    snapshot = copy.copy(optimizer)
+    for name, value in vars(optimizer).items():
+        if isinstance(value, np.ndarray):
+            setattr(snapshot, name, value.copy())
+    return snapshot
 
 
 class _ChunkSizer:
