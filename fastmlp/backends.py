@@ -185,50 +185,25 @@ def _run_in_threads(kernel, args, n_parts, n_threads, ws):
 
     The calling thread takes the first run. If any thread fails, the others
     are told to give up at their next barrier, and the first error is raised
-    once all have stopped.
+    once all have stopped. Without a second thread to be had, all parts run
+    in the calling thread (the same bits).
     """
     ws.sync[:] = 0
     per = n_parts // n_threads
     results = [None] * n_threads
-    errors = []
 
     def work(t):
-        try:
-            with subnormals_flushed():
-                results[t] = kernel(*args, t * per, (t + 1) * per, n_parts, ws.sync,
-                                    n_threads, ws.partials)
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the calling thread
-            _sync.abort(ws.sync)
-            errors.append(exc)
+        with subnormals_flushed():
+            results[t] = kernel(*args, t * per, (t + 1) * per, n_parts, ws.sync, n_threads,
+                                ws.partials)
 
-    helpers = [threading.Thread(target=work, args=(t,), daemon=True)
-               for t in range(1, n_threads)]
-    try:
-        for helper in helpers:
-            helper.start()
-    except RuntimeError:  # no thread to be had: the started ones give up, run serially
-        _sync.abort(ws.sync)
-        for helper in helpers:
-            if helper.ident is not None:
-                helper.join()
+    def serially():
         ws.sync[:] = 0
         with subnormals_flushed():
-            return kernel(*args, 0, n_parts, n_parts, ws.sync, 1, ws.partials)
-    interrupted = None
-    try:
-        work(0)
-    except BaseException as exc:  # noqa: BLE001 - Ctrl-C between kernel and join; re-raised
-        interrupted = exc
-    # Wait for the helpers even on Ctrl-C: they write into this fit's buffers,
-    # and they finish within microseconds of the calling thread's kernel.
-    for helper in helpers:
-        while helper.is_alive():
-            try:
-                helper.join(0.05)
-            except BaseException as exc:  # noqa: BLE001 - re-raised below
-                interrupted = interrupted or exc
-    if errors or interrupted:
-        raise (errors[0] if errors else interrupted)
+            results[0] = kernel(*args, 0, n_parts, n_parts, ws.sync, 1, ws.partials)
+
+    _map_in_threads(work, [(t,) for t in range(n_threads)],
+                    on_error=lambda: _sync.abort(ws.sync), serially=serially)
     return results[0]
 
 
@@ -504,10 +479,15 @@ def predict(backend, network, params, X):
     return out
 
 
-def _map_in_threads(fn, arg_tuples):
+def _map_in_threads(fn, arg_tuples, on_error=None, serially=None):
     """Call ``fn(*args)`` for each tuple, the first in this thread, the others in new ones.
 
-    Returns once all calls have ended; raises the first error any of them raised.
+    Returns once every call has ended, even on Ctrl-C (the calls write into
+    shared buffers), then raises the first error any call raised.
+    ``on_error`` runs as soon as a call fails (the training kernel's threads
+    use it to release the others from their barrier). If no new thread can be
+    started, the started ones are stopped with ``on_error`` and the work runs
+    in this thread: ``serially()``, or else every call in turn.
     """
     errors = []
 
@@ -515,14 +495,38 @@ def _map_in_threads(fn, arg_tuples):
         try:
             fn(*args)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the calling thread
+            if on_error is not None:
+                on_error()
             errors.append(exc)
 
     helpers = [threading.Thread(target=call, args=(args,), daemon=True)
                for args in arg_tuples[1:]]
+    try:
+        for helper in helpers:
+            helper.start()
+    except RuntimeError:  # no thread to be had
+        if on_error is not None:
+            on_error()
+        for helper in helpers:
+            if helper.ident is not None:
+                helper.join()
+        if serially is not None:
+            serially()
+        else:
+            for args in arg_tuples:
+                fn(*args)
+        return
+    interrupted = None
+    try:
+        call(arg_tuples[0])
+    except BaseException as exc:  # noqa: BLE001 - Ctrl-C between the call and the join
+        interrupted = exc
+    # Wait for the helpers even on Ctrl-C: they write into buffers the caller owns.
     for helper in helpers:
-        helper.start()
-    call(arg_tuples[0])
-    for helper in helpers:
-        helper.join()
-    if errors:
-        raise errors[0]
+        while helper.is_alive():
+            try:
+                helper.join(0.05)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                interrupted = interrupted or exc
+    if errors or interrupted:
+        raise (errors[0] if errors else interrupted)

@@ -284,7 +284,7 @@ def _restore_on_error(est):
     updated in place during training, so they are copied, not just referenced.
     """
     before = {key: list(value) if isinstance(value, list)
-              else copy.deepcopy(value) if key == "_optimizer" else value
+              else _optimizer_snapshot(value) if key == "_optimizer" else value
               for key, value in vars(est).items()}
     try:
         yield

@@ -308,3 +308,17 @@ def test_more_parts_and_threads_give_the_bits_of_one_thread(monkeypatch, split_s
     many = _train(monkeypatch, threads, network, params0, X, Y, sw, "adam", True, np.float32)
     np.testing.assert_array_equal(one[0], many[0])
     assert one[2] == many[2]
+
+
+def test_without_a_second_thread_the_parts_run_in_the_calling_one(monkeypatch,
+                                                                 split_small_networks):
+    network, params0, X, Y, sw = _problem("one-hidden", np.float32, False, True)
+    expected = _train(monkeypatch, 1, network, params0, X, Y, sw, "adam", True, np.float32)
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    got = _train(monkeypatch, 2, network, params0, X, Y, sw, "adam", True, np.float32)
+    np.testing.assert_array_equal(got[0], expected[0])
+    assert got[2] == expected[2]
