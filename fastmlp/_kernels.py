@@ -3,8 +3,9 @@
 Everything works on flat buffers allocated once per fit (see
 :mod:`fastmlp.backends`): parameters, optimizer state, and a workspace for the
 gathered batch, activations, deltas and one gradient block. Matrix products go
-through BLAS gemm; element-wise work (bias + activation, output delta + loss,
-activation derivative, gradient + L2 + optimizer step) is one pass each.
+through fastmlp's register tiles (:mod:`fastmlp._tiles`) or BLAS gemm;
+element-wise work (bias + activation, output delta + loss, activation
+derivative, gradient + L2 + optimizer step) is one pass each.
 """
 
 import numpy as np
@@ -13,6 +14,7 @@ from numba import njit
 from fastmlp._blas import NO_TRANS, TRANS, cast_like, gemm
 from fastmlp._exp import exp
 from fastmlp._sync import barrier
+from fastmlp._tiles import product
 
 # Codes; must match the order of fastmlp._network.ACTIVATIONS / LOSSES.
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
@@ -253,13 +255,14 @@ def _gather(X, rows, r0, m, xb, w0):
 
 @_jit
 def _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, w0, c_lo, c_hi, weights, wo,
-                   ldw, params, units, ioff, act, acts, cap, iscr, fscr):
+                   ldw, params, units, ioff, act, acts, cap, iscr, fscr, tiled):
     """Units ``c_lo`` to ``c_hi`` of one layer for m rows: product, bias and activation.
 
     The input rows start at address ``a_ptr`` (``units[layer]`` values each), or
     are rows ``r0`` to ``r0 + m`` of the CSR matrix for a sparse first layer.
     The weights of those units are at ``weights[wo:]``, rows ``ldw`` apart.
     Results go to rows ``w0`` to ``w0 + m`` of the layer's block in ``acts``.
+    ``tiled``: products through :func:`fastmlp._tiles.product`'s tiles.
     """
     u_in = units[layer]
     u_out = units[layer + 1]
@@ -280,14 +283,14 @@ def _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, w0, c_lo, c_hi,
                 for j in range(n):
                     zrow[j] += v * w[j]
     else:
-        gemm(NO_TRANS, NO_TRANS, m, n, u_in, 1.0, a_ptr, u_in,
-             _addr(weights, wo), ldw, 0.0, _addr(acts, z), u_out, iscr, fscr)
+        product(NO_TRANS, m, n, u_in, a_ptr, u_in, _addr(weights, wo), ldw, _addr(acts, z),
+                u_out, False, tiled, iscr, fscr)
     _activate(acts, z, m, n, u_out, params, ioff[layer] + c_lo, act)
 
 
 @_jit
 def _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
-             hidden_act, out_act, xb, acts, cap, iscr, fscr):
+             hidden_act, out_act, xb, acts, cap, iscr, fscr, tiled):
     """Forward pass of m rows into the first m rows of each layer's block in ``acts``.
 
     The rows are positions ``r0`` to ``r0 + m`` of ``rows`` (sample indices,
@@ -305,7 +308,7 @@ def _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
         act = out_act if layer == n_layers - 1 else hidden_act
         _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, 0, units[layer + 1],
                        params, coff[layer], units[layer + 1], params, units, ioff, act, acts,
-                       cap, iscr, fscr)
+                       cap, iscr, fscr, tiled)
         a_ptr = _addr(acts, _output_offset_of(units, layer, cap))
     return x_ptr
 
@@ -330,7 +333,7 @@ def _backward_deltas(acts, deltas, m, w0, params, units, coff, hidden_act, cap, 
 
 @_jit
 def _weight_gradient(target, t_off, ldt, beta, layer, r_lo, r_hi, c_lo, c_hi, x_ptr, Xdata,
-                     Xind, Xptr, rows, r0, m, units, acts, deltas, cap, iscr, fscr):
+                     Xind, Xptr, rows, r0, m, units, acts, deltas, cap, iscr, fscr, tiled):
     """Block ``[r_lo:r_hi, c_lo:c_hi]`` of a layer's weight gradient (summed over m batch rows).
 
     Written to ``target[t_off:]`` with rows ``ldt`` apart, added to ``beta``
@@ -362,8 +365,8 @@ def _weight_gradient(target, t_off, ldt, beta, layer, r_lo, r_hi, c_lo, c_hi, x_
                         g[j] += v * drow[j]
         return
     in_ptr = x_ptr if layer == 0 else _addr(acts, _output_offset_of(units, layer - 1, cap))
-    gemm(TRANS, NO_TRANS, r_hi - r_lo, n, m, 1.0, in_ptr + r_lo * acts.itemsize, u_in,
-         _addr(deltas, d_off), u_out, beta, _addr(target, t_off), ldt, iscr, fscr)
+    product(TRANS, r_hi - r_lo, n, m, in_ptr + r_lo * acts.itemsize, u_in, _addr(deltas, d_off),
+            u_out, _addr(target, t_off), ldt, beta != 0.0, tiled, iscr, fscr)
 
 
 @_jit
@@ -414,7 +417,7 @@ def _first_layer_blocks(params, s1, s2, first, u0, u1, lo, hi, into_blocks):
 @_jit
 def _update_part(part, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0, m, params, units,
                  coff, ioff, alpha, wsum, opt_kind, hyper, s1, s2, lr_t, acts, deltas, gbuf,
-                 first, cap, iscr, fscr):
+                 first, cap, iscr, fscr, tiled):
     """Gradient and optimizer step of the parameters a part owns.
 
     Of the first layer, part p owns its share of the units (columns of the
@@ -430,7 +433,7 @@ def _update_part(part, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0, m, pa
     lo = _cut(u1, part, n_parts, align)
     hi = _cut(u1, part + 1, n_parts, align)
     _weight_gradient(gbuf, 0, hi - lo, 0.0, 0, 0, u0, lo, hi, x_ptr, Xdata, Xind, Xptr, rows,
-                     r0, m, units, acts, deltas, cap, iscr, fscr)
+                     r0, m, units, acts, deltas, cap, iscr, fscr, tiled)
     ssq = _step(first[0], u0 * lo, 0, gbuf, 0, 0, 1, u0 * (hi - lo), alpha, wsum, opt_kind,
                 hyper, first[1], first[2], lr_t)
     _bias_gradient(gbuf, 0, False, 0, lo, hi, m, units, deltas, cap)
@@ -442,7 +445,7 @@ def _update_part(part, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0, m, pa
         lo = _cut(u_in, part, n_parts, align)
         hi = _cut(u_in, part + 1, n_parts, align)
         _weight_gradient(gbuf, 0, u_out, 0.0, layer, lo, hi, 0, u_out, x_ptr, Xdata, Xind, Xptr,
-                         rows, r0, m, units, acts, deltas, cap, iscr, fscr)
+                         rows, r0, m, units, acts, deltas, cap, iscr, fscr, tiled)
         ssq += _step(params, coff[layer] + lo * u_out, 0, gbuf, 0, 0, 1, (hi - lo) * u_out,
                      alpha, wsum, opt_kind, hyper, s1, s2, lr_t)
         lo = u_out * part // n_parts
@@ -466,7 +469,7 @@ def _output_offset_of(units, layer, cap):
 def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start, b_stop,
                   params, units, coff, ioff, hidden_act, out_act, loss_kind, alpha,
                   opt_kind, hyper, s1, s2, step, xb, acts, deltas, gbufs, first, iscrs, fscrs,
-                  loss_sum, part_lo, part_hi, n_parts, sync, n_threads, partials):
+                  tiled, loss_sum, part_lo, part_hi, n_parts, sync, n_threads, partials):
     """Run mini-batches ``b_start`` to ``b_stop`` of an epoch: forward, backward, update.
 
     Batch b covers positions ``[b * batch_size, min((b + 1) * batch_size, n_rows))``
@@ -487,6 +490,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
 
     ``loss_sum`` is the running sum carried over from the previous call of the
     epoch, so the epoch's loss is summed in batch order however it is chunked.
+    ``tiled`` selects fastmlp's register tiles over BLAS for the products of
+    the forward pass and the weight gradients (:func:`fastmlp._tiles.product`).
 
     Returns
     -------
@@ -535,7 +540,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
             _layer_forward(0, x_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, c_lo, c_hi, first[0],
                            u0 * c_lo, c_hi - c_lo, params, units, ioff,
                            hidden_act if n_layers > 1 else out_act, acts, batch_size,
-                           iscrs[p], fscrs[p])
+                           iscrs[p], fscrs[p], tiled)
         if not barrier(sync, n_threads, n_barriers):
             n_done = -1
             break
@@ -548,7 +553,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                               + lo * units[layer])
                 _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0 + lo, mp, lo, 0,
                                units[layer + 1], params, coff[layer], units[layer + 1], params,
-                               units, ioff, act, acts, batch_size, iscrs[p], fscrs[p])
+                               units, ioff, act, acts, batch_size, iscrs[p], fscrs[p], tiled)
             loss, wsum = _output_delta(acts, out_off + lo * k, deltas, out_off + lo * k, mp, k,
                                        Y, sw, rows, r0 + lo, loss_kind)
             _backward_deltas(acts, deltas, mp, lo, params, units, coff, hidden_act,
@@ -565,7 +570,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
             partials[p, 2] = _update_part(p, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0,
                                           m, params, units, coff, ioff, alpha, wsum, opt_kind,
                                           hyper, s1, s2, lr_t, acts, deltas, gbufs[p], first,
-                                          batch_size, iscrs[p], fscrs[p])
+                                          batch_size, iscrs[p], fscrs[p], tiled)
         if not barrier(sync, n_threads, n_barriers + 2):
             n_done = -1
             break
@@ -590,7 +595,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
 
 @_jit
 def gradient_part(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units, coff, ioff,
-                  hidden_act, out_act, loss_kind, part, n_parts, grad, acts, deltas, iscr, fscr):
+                  hidden_act, out_act, loss_kind, part, n_parts, grad, acts, deltas, iscr, fscr,
+                  tiled):
     """Raw loss and gradient sums over blocks ``part``, ``part + n_parts``, ... of the rows.
 
     The rows go ``block`` at a time; ``grad`` (the layout of ``params``)
@@ -611,7 +617,7 @@ def gradient_part(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units, cof
     for r0 in range(part * block, n_rows, n_parts * block):
         m = min(block, n_rows - r0)
         x_ptr = _forward(X, Xdata, Xind, Xptr, no_rows, r0, m, params, units, coff, ioff,
-                         hidden_act, out_act, acts[:0], acts, block, iscr, fscr)
+                         hidden_act, out_act, acts[:0], acts, block, iscr, fscr, tiled)
         part_loss, w = _output_delta(acts, out_off, deltas, out_off, m, k, Y, sw, no_rows, r0,
                                      loss_kind)
         _backward_deltas(acts, deltas, m, 0, params, units, coff, hidden_act, block, iscr, fscr)
@@ -619,7 +625,7 @@ def gradient_part(X, Xdata, Xind, Xptr, Y, sw, n_rows, block, params, units, cof
             u_out = units[layer + 1]
             _weight_gradient(grad, coff[layer], u_out, 1.0, layer, 0, units[layer], 0, u_out,
                              x_ptr, Xdata, Xind, Xptr, no_rows, r0, m, units, acts, deltas,
-                             block, iscr, fscr)
+                             block, iscr, fscr, tiled)
             _bias_gradient(grad, ioff[layer], True, layer, 0, u_out, m, units, deltas, block)
         loss += part_loss
         wsum += w
@@ -659,7 +665,7 @@ def finish_gradient(grads, losses, params, n_coef, alpha, grad):
 
 @_jit
 def predict(X, Xdata, Xind, Xptr, n_rows, block, params, units, coff, ioff,
-            hidden_act, out_act, acts, out, iscr, fscr):
+            hidden_act, out_act, acts, out, iscr, fscr, tiled):
     """Output-layer activations for all rows, ``block`` rows at a time, into ``out``."""
     k = units[units.size - 1]
     out_off = _output_offset_of(units, units.size - 2, block)
@@ -667,7 +673,7 @@ def predict(X, Xdata, Xind, Xptr, n_rows, block, params, units, coff, ioff,
     for r0 in range(0, n_rows, block):
         m = min(block, n_rows - r0)
         _forward(X, Xdata, Xind, Xptr, no_rows, r0, m, params, units, coff, ioff,
-                 hidden_act, out_act, acts[:0], acts, block, iscr, fscr)
+                 hidden_act, out_act, acts[:0], acts, block, iscr, fscr, tiled)
         for i in range(m):
             for c in range(k):
                 out[r0 + i, c] = acts[out_off + i * k + c]

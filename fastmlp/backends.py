@@ -147,7 +147,7 @@ class NumbaTrainer:
                 params, self.network.units, self.network.coef_offsets,
                 self.network.intercept_offsets, hidden, out, loss, float(alpha),
                 optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas, ws.gbufs,
-                ws.first, ws.iscrs, ws.fscrs, float(loss_sum))
+                ws.first, ws.iscrs, ws.fscrs, tiled_products(), float(loss_sum))
         n_parts = ws.n_parts
         n_threads = self.threads_for_run()
         if n_threads == 1 or n_parts % n_threads:
@@ -393,13 +393,15 @@ class FullBatchObjective:
         hidden, out, loss_kind = self.network.codes
         network = self.network
 
+        tiled = tiled_products()
+
         def part_sums(p):
             acts, deltas, iscr, fscr = self.parts[p]
             with subnormals_flushed():
                 self.losses[p] = _kernels.gradient_part(
                     *self.X, self.Y, self.sw, self.n_rows, self.block, params, network.units,
                     network.coef_offsets, network.intercept_offsets, hidden, out, loss_kind,
-                    p, self.n_parts, self.grads[p], acts, deltas, iscr, fscr)
+                    p, self.n_parts, self.grads[p], acts, deltas, iscr, fscr, tiled)
 
         n_threads = min(self.n_parts, _threads.cores_for_fit())
         # Thread t takes parts t, t + n_threads, ...: any thread count gives the same sums.
@@ -409,6 +411,22 @@ class FullBatchObjective:
         loss = _kernels.finish_gradient(self.grads, self.losses, params,
                                         int(network.coef_offsets[-1]), float(alpha), grad)
         return float(loss), grad
+
+
+def tiled_products():
+    """Whether the kernels' matrix products use fastmlp's register tiles.
+
+    Returns
+    -------
+    bool
+        :data:`fastmlp.config.TILED_PRODUCTS`, or when that is None, whether
+        this CPU suits the tiles (:data:`fastmlp._tiles.PREFERRED`).
+    """
+    if config.TILED_PRODUCTS is None:
+        from fastmlp import _tiles
+
+        return _tiles.PREFERRED
+    return bool(config.TILED_PRODUCTS)
 
 
 def predict(backend, network, params, X):
@@ -459,6 +477,7 @@ def predict(backend, network, params, X):
     # (the same bits) whatever the number of threads.
     cuts = [min(n_rows, block * (n_blocks * t // n_threads)) for t in range(n_threads + 1)]
     hidden, out_act, _ = network.codes
+    tiled = tiled_products()
 
     def forward(lo, hi):
         rows = X if (lo, hi) == (0, n_rows) else X[lo:hi]
@@ -472,7 +491,8 @@ def predict(backend, network, params, X):
             with subnormals_flushed():
                 _kernels.predict(*compute, part.shape[0], block, params, network.units,
                                  network.coef_offsets, network.intercept_offsets, hidden,
-                                 out_act, acts, out[lo + r0:lo + r0 + part.shape[0]], *scratch)
+                                 out_act, acts, out[lo + r0:lo + r0 + part.shape[0]], *scratch,
+                                 tiled)
             del compute  # before the next chunk is converted: one chunk in memory
 
     _map_in_threads(forward, list(zip(cuts[:-1], cuts[1:])))

@@ -40,3 +40,10 @@ KERNEL_PARTS = 2
 #: 784-16-10 (2.4 MFLOP) 1.04x; digits (64 inputs) 0.7-1.15x at any width.
 MIN_THREADED_INPUTS = 256
 MIN_THREADED_FLOPS = 4_000_000
+
+#: Matrix products of the kernels through fastmlp's register tiles (True) or
+#: BLAS gemm only (False). None: tiles where the CPU has 512-bit vectors
+#: (AVX-512), where they were measured 1.3-2x faster than OpenBLAS on the
+#: first layer's products; see :mod:`fastmlp._tiles`. Either way the results
+#: agree to rounding; a given setting gives the same bits on every run.
+TILED_PRODUCTS = None

@@ -1,0 +1,148 @@
+"""fastmlp._tiles: register-tiled products against NumPy, and training with and without them.
+
+Error bound for a product summed over k terms (Higham, Accuracy and Stability
+of Numerical Algorithms, eq. 3.13): ``|C - AB| <= k u |A||B|`` elementwise, u
+the unit roundoff. Any wrong index, stride, tail or accumulation breaks it by
+orders of magnitude.
+"""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from fastmlp import _tiles, backends, config
+from fastmlp._blas import NO_TRANS, TRANS
+from fastmlp._kernels import _addr
+from fastmlp._network import Network
+from fastmlp.optimizers import SGD, Adam
+
+DTYPES = [np.float32, np.float64]
+
+
+@njit
+def _product(trans_a, m, n, k, A, a_off, lda, B, b_off, ldb, C, c_off, ldc, accumulate, tiled):
+    scratch = np.zeros(8, dtype=np.int32)
+    fscratch = np.zeros(2, dtype=C.dtype)
+    _tiles.product(trans_a, m, n, k, _addr(A, a_off), lda, _addr(B, b_off), ldb,
+                   _addr(C, c_off), ldc, accumulate, tiled, scratch, fscratch)
+
+
+def _bound(dtype, k, absA, absB):
+    return k * np.finfo(dtype).eps * (absA @ absB) + np.finfo(dtype).tiny
+
+
+def _check(dtype, trans, m, n, k, accumulate, tiled, seed=0, pad=3):
+    """Product of sub-blocks (leading dimensions larger than the block) against NumPy.
+
+    C's padding columns, and everything outside the block, must come out untouched.
+    """
+    rng = np.random.default_rng(seed)
+    a_rows, a_cols = (m, k) if trans == NO_TRANS else (k, m)
+    A = rng.standard_normal((a_rows + 1, a_cols + pad)).astype(dtype)
+    B = rng.standard_normal((k + 1, n + pad)).astype(dtype)
+    C = rng.standard_normal((m + 1, n + pad)).astype(dtype)
+    C0 = C.copy()
+    # Blocks start one row and one column in.
+    a_blk = A[1:, 1:1 + a_cols]
+    b_blk = B[1:, 1:1 + n]
+    op_a = a_blk if trans == NO_TRANS else a_blk.T
+    _product(trans, m, n, k, A.ravel(), A.shape[1] + 1, A.shape[1], B.ravel(), B.shape[1] + 1,
+             B.shape[1], C.ravel(), C.shape[1] + 1, C.shape[1], accumulate, tiled)
+    exact = op_a.astype(np.float64) @ b_blk.astype(np.float64)
+    if accumulate:
+        exact = exact + C0[1:, 1:1 + n]
+    got = C[1:, 1:1 + n].astype(np.float64)
+    bound = _bound(dtype, k + 1, np.abs(op_a.astype(np.float64)), np.abs(b_blk.astype(np.float64)))
+    if accumulate:
+        bound = bound + np.finfo(dtype).eps * np.abs(C0[1:, 1:1 + n])
+    assert np.all(np.abs(got - exact) <= bound), np.abs(got - exact).max()
+    untouched = np.ones(C.shape, dtype=bool)
+    untouched[1:, 1:1 + n] = False
+    np.testing.assert_array_equal(C[untouched], C0[untouched])
+
+
+# Rows: every row-tile height 1..6 as a remainder and several whole tiles.
+# Columns (64-byte vectors: 16 float32 / 8 float64 values): one vector, one
+# tile of four, tiles plus 1-3 leftover vectors, and a tail shorter than a
+# vector (done by BLAS). k: none, one, around the k-block of 128, and several blocks.
+SHAPES = [(1, 16, 1), (5, 16, 7), (6, 64, 64), (7, 40, 33), (13, 100, 129), (12, 136, 300),
+          (37, 70, 128), (4, 8, 0), (3, 5, 17), (0, 32, 5)]
+
+
+@pytest.mark.parametrize("accumulate", [False, True], ids=["store", "accumulate"])
+@pytest.mark.parametrize("trans", [NO_TRANS, TRANS], ids=["A", "A.T"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=["x".join(map(str, s)) for s in SHAPES])
+def test_tiled_product_is_the_product(shape, dtype, trans, accumulate):
+    _check(dtype, trans, *shape, accumulate, tiled=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_blas_path_is_the_product_too(dtype):
+    for shape in SHAPES:
+        for trans in (NO_TRANS, TRANS):
+            _check(dtype, trans, *shape, accumulate=True, tiled=False)
+
+
+def test_tiles_and_blas_agree_to_rounding_on_a_first_layer_product():
+    rng = np.random.default_rng(3)
+    X = rng.random((128, 784)).astype(np.float32)
+    W = (rng.standard_normal((784, 64)) * 0.05).astype(np.float32)
+    out = {}
+    for tiled in (False, True):
+        Z = np.zeros((128, 64), np.float32)
+        _product(NO_TRANS, 128, 64, 784, X.ravel(), 0, 784, W.ravel(), 0, 64, Z.ravel(), 0, 64,
+                 False, tiled)
+        out[tiled] = Z.astype(np.float64)
+    bound = 2 * _bound(np.float32, 784, np.abs(X.astype(np.float64)), np.abs(W.astype(np.float64)))
+    assert np.all(np.abs(out[True] - out[False]) <= bound)
+    assert not np.array_equal(out[True], out[False])  # really two different summations
+
+
+# Training: widths chosen so the kernels' products use whole tiles, leftover
+# vectors and a BLAS tail (37 and 19 units), batches not a multiple of the
+# tile height (5 rows, and a last batch of 3). Same tolerances as
+# tests/test_backends.py (float64 1e-10; float32 SGD 2e-6, Adam 3e-5).
+OPTIMIZERS = {"sgd-nesterov": lambda n, dt: SGD(n, dt, 0.1, "constant", 0.9, True),
+              "adam": lambda n, dt: Adam(n, dt, 0.01)}
+RTOL = {(np.float64, "sgd-nesterov"): 1e-10, (np.float64, "adam"): 1e-10,
+        (np.float32, "sgd-nesterov"): 2e-6, (np.float32, "adam"): 3e-5}
+LOSS_RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+
+
+def _train(backend, tiled, dtype, optimizer_name, monkeypatch):
+    monkeypatch.setattr(config, "TILED_PRODUCTS", tiled)
+    rng = np.random.default_rng(0)
+    network = Network([40, 37, 19, 3], "logistic", "log_loss")
+    params = rng.normal(scale=0.3, size=network.n_params).astype(dtype)
+    X = rng.normal(size=(23, 40)).astype(dtype)
+    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 23)]
+    trainer = backends.make_trainer(backend, network, X, Y, None, 5, dtype)
+    optimizer = OPTIMIZERS[optimizer_name](network.n_params, dtype)
+    loss_sums = []
+    for epoch in range(3):
+        rows = np.random.default_rng(epoch).permutation(23)
+        loss_sum, n_done = trainer.run(params, optimizer, rows, 0, 5, 1e-3)
+        assert n_done == 5
+        loss_sums.append(loss_sum)
+    return params, np.array(loss_sums)
+
+
+@pytest.mark.parametrize("optimizer_name", OPTIMIZERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_training_with_tiles_matches_the_numpy_reference(dtype, optimizer_name, monkeypatch):
+    want, want_loss = _train("numpy", None, dtype, optimizer_name, monkeypatch)
+    rtol = RTOL[(dtype, optimizer_name)]
+    for tiled in (True, False):
+        got, got_loss = _train("numba", tiled, dtype, optimizer_name, monkeypatch)
+        scale = np.abs(want).max()
+        assert np.abs(got.astype(np.float64) - want).max() <= rtol * scale, tiled
+        np.testing.assert_allclose(got_loss, want_loss, rtol=LOSS_RTOL[dtype])
+
+
+def test_tiled_setting_follows_config(monkeypatch):
+    monkeypatch.setattr(config, "TILED_PRODUCTS", None)
+    assert backends.tiled_products() == _tiles.PREFERRED
+    for forced in (True, False):
+        monkeypatch.setattr(config, "TILED_PRODUCTS", forced)
+        assert backends.tiled_products() is forced
