@@ -61,12 +61,12 @@ def _check(dtype, trans, m, n, k, accumulate, tiled, seed=0, pad=3):
     np.testing.assert_array_equal(C[untouched], C0[untouched])
 
 
-# Rows: every row-tile height 1..6 as a remainder and several whole tiles.
+# Rows: 1 to 5 rows left over after whole 6-row tiles, and whole tiles only.
 # Columns (64-byte vectors: 16 float32 / 8 float64 values): one vector, one
 # tile of four, tiles plus 1-3 leftover vectors, and a tail shorter than a
 # vector (done by BLAS). k: none, one, around the k-block of 128, and several blocks.
 SHAPES = [(1, 16, 1), (5, 16, 7), (6, 64, 64), (7, 40, 33), (13, 100, 129), (12, 136, 300),
-          (37, 70, 128), (4, 8, 0), (3, 5, 17), (0, 32, 5)]
+          (37, 70, 128), (8, 56, 20), (14, 120, 50), (4, 8, 0), (3, 5, 17), (0, 32, 5)]
 
 
 @pytest.mark.parametrize("accumulate", [False, True], ids=["store", "accumulate"])
