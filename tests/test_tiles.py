@@ -2,8 +2,10 @@
 
 Error bound for a product summed over k terms (Higham, Accuracy and Stability
 of Numerical Algorithms, eq. 3.13): ``|C - AB| <= k u |A||B|`` elementwise, u
-the unit roundoff. Any wrong index, stride, tail or accumulation breaks it by
-orders of magnitude.
+the unit roundoff. The tests allow ``(k + 1) eps |A||B|`` (eps = 2u): the
+float64 reference of a float64 product carries the same bound, and
+accumulating into C adds one rounding. Any wrong index, stride, tail or
+accumulation breaks it by orders of magnitude.
 """
 
 import numpy as np
