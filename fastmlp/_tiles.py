@@ -231,11 +231,15 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
 
     A stored row i is the ``k`` (``trans_a == NO_TRANS``) or ``m`` (``TRANS``)
     values from element ``col0`` of the row at address ``row_addrs[i]``. Tiles
-    only: ``n`` must be a multiple of the 64-byte vector's length (16 float32
-    or 8 float64 values). Without ``TRANS`` each tile runs over all of k at
-    once, so its 6 rows stream from memory in one pass (k blocks, as
-    :func:`product` uses on cached rows, made MNIST epochs 10-20 % slower
-    here); with ``TRANS`` the k blocks are :func:`product`'s.
+    only (no contiguous A for BLAS): ``n`` must be 0 or at least one 64-byte
+    vector's length (16 float32 or 8 float64 values), and when it is not a
+    multiple of it, ``accumulate`` must be False: the last columns are then
+    computed by one-vector tiles ending at column n, which overlap columns
+    that the whole vectors compute again afterwards (same sums, stored over
+    them). Without ``TRANS`` each tile runs over all of k at once, so its 6
+    rows stream from memory in one pass (k blocks, as :func:`product` uses on
+    cached rows, made MNIST epochs 10-20 % slower here); with ``TRANS`` the k
+    blocks are :func:`product`'s.
 
     Parameters
     ----------
@@ -264,6 +268,20 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
     rows_ptr = row_addrs.ctypes.data
     if trans_a != TRANS:
         k_block = max(k, 1)  # see above
+    if n_vectors * lanes < n and m > 0:
+        # The tail: a vector ending at column n, over all of k, stored (see above).
+        t0 = n - lanes
+        i0 = 0
+        while i0 < m:
+            rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
+            c_tile = c_ptr + (i0 * ldc + t0) * size
+            if trans_a == TRANS:
+                _tile(fscratch, ROW_PER_P, rows, 1, col0 + i0, 0, 0, rows_ptr,
+                      b_ptr + t0 * size, ldb, c_tile, ldc, k, 0)
+            else:
+                _tile(fscratch, ROW_PER_R, rows, 1, col0, 0, 0, rows_ptr + i0 * 8,
+                      b_ptr + t0 * size, ldb, c_tile, ldc, k, 0)
+            i0 += rows
     v0 = 0
     while v0 < n_vectors:
         vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1

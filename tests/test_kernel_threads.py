@@ -28,8 +28,10 @@ OPTIMIZERS = {
 }
 LAYOUTS = {
     "one-hidden": [40, 37, 3],  # 37 units: parts of 32 and 5 (float32) / 24 and 13 (float64)
-    # 32 units fill whole vectors: with tiles the first layer reads the rows in X, ungathered.
+    # With tiles, first layers whose parts hold at least a vector each read the rows in X
+    # (no gather): 32 units split into whole vectors, 52 into 32 and 20 (a tail of 4).
     "whole-vectors": [40, 32, 3],
+    "vectors-and-tail": [40, 52, 3],
     "narrow": [40, 5, 3],  # float32 rounds the cut up to 16: all 5 units in part 0, none in 1
     "two-hidden": [40, 33, 17, 4],
     "no-hidden": [40, 3],
