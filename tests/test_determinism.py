@@ -236,8 +236,8 @@ def _fit_with_chunks(monkeypatch, size):
     from fastmlp import estimators
 
     class FixedChunks(estimators._ChunkSizer):
-        def __init__(self, n_batches):
-            super().__init__(n_batches)
+        def __init__(self, n_batches, rate=None):
+            super().__init__(n_batches, rate)
             self.size = size
 
         def update(self, n_batches, seconds):
@@ -260,3 +260,33 @@ def test_loss_curve_does_not_depend_on_chunking(monkeypatch):
     # ... and neither do the loss values (the running sum is carried across calls),
     # so the early-stopping decisions made on them cannot either.
     assert by_sevens.loss_curve_ == whole_epochs.loss_curve_
+
+
+def test_partial_fit_starts_from_the_rate_its_last_call_measured(monkeypatch):
+    """The first compiled call of a partial_fit is sized from the previous call's rate.
+
+    Only the timing changes, never the result (see the chunking test above); at
+    another batch size the old rate is not used.
+    """
+    from fastmlp import backends
+
+    sizes = []
+    original = backends.NumbaTrainer.run
+
+    def spy(self, params, optimizer, rows, b_start, b_stop, *args, **kwargs):
+        sizes.append(b_stop - b_start)
+        return original(self, params, optimizer, rows, b_start, b_stop, *args, **kwargs)
+
+    monkeypatch.setattr(backends.NumbaTrainer, "run", spy)
+    X, y = _data(400, 20)
+    est = FastMLPClassifier((16,), batch_size=10, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.partial_fit(X, y, classes=np.unique(y))
+        assert sizes[0] == 1  # nothing known yet: one batch, then grow
+        sizes.clear()
+        est.partial_fit(X, y)
+        assert sizes[0] > 1  # a whole epoch of 40 batches is far below CHUNK_SECONDS
+        sizes.clear()
+        est.set_params(batch_size=20).partial_fit(X, y)
+        assert sizes[0] == 1
