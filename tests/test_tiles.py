@@ -165,7 +165,7 @@ def _train(backend, tiled, dtype, optimizer_name, monkeypatch, units):
     network = Network(units, "logistic", "log_loss")
     params = rng.normal(scale=0.3, size=network.n_params).astype(dtype)
     X = rng.normal(size=(23, 40)).astype(dtype)
-    Y = np.eye(3, dtype=dtype)[rng.integers(0, 3, 23)]
+    Y = np.eye(units[-1], dtype=dtype)[rng.integers(0, units[-1], 23)]
     trainer = backends.make_trainer(backend, network, X, Y, None, 5, dtype)
     optimizer = OPTIMIZERS[optimizer_name](network.n_params, dtype)
     loss_sums = []
@@ -179,9 +179,9 @@ def _train(backend, tiled, dtype, optimizer_name, monkeypatch, units):
 
 # 5 first-layer units are less than a vector: the kernel gathers the batch; 32
 # fill whole vectors and 37 whole vectors and a tail: the tiles read the rows
-# where they lie in X.
+# where they lie in X, also when the first layer is the softmax output layer.
 UNITS = {"gathered": [40, 5, 19, 3], "rows-in-place": [40, 32, 19, 3],
-         "rows-in-place-tail": [40, 37, 19, 3]}
+         "rows-in-place-tail": [40, 37, 19, 3], "no-hidden-in-place": [40, 20]}
 
 
 @pytest.mark.parametrize("layout", UNITS)
