@@ -24,9 +24,10 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import _assert_all_finite, column_or_1d, validate_data
 
 from fastmlp import _threads, backends, config
+from fastmlp._labels import encode_labels
 from fastmlp._network import Network
 from fastmlp.optimizers import make_optimizer
 
@@ -57,9 +58,33 @@ class _FastMLPMixin:
         return np.dtype(np.float32) if X_dtype == np.float32 else np.dtype(np.float64)
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = super()._validate_input(X, y, incremental, reset)
+        # scikit-learn's MLP _validate_input, except that when the kernels look
+        # for NaN and inf in each batch's rows as they train them (while the rows
+        # are in cache), scikit-learn's separate pass over X is skipped: 11 ms per
+        # MNIST epoch, 7 % of one at batch 128. y is always checked.
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=not is_classifier(self), dtype=(np.float64, np.float32),
+                             reset=reset, ensure_all_finite=not self._kernels_check_x())
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if is_classifier(self):
+            y = encode_labels(self, y, incremental)
         dtype = self._compute_dtype(X.dtype, first_pass=reset)
         return X.astype(dtype, copy=False), y
+
+    def _kernels_check_x(self):
+        """Whether training checks X for NaN and inf itself (see ``_assert_finite_x``)."""
+        return self.backend == "numba" and self.solver in ("sgd", "adam")
+
+    def _assert_finite_x(self, X):
+        """scikit-learn's finiteness check and error for X, run after the kernels found NaN or inf.
+
+        Also run on the early-stopping rows, which the kernels never train on.
+        Under ``sklearn.config_context(assume_finite=True)`` it checks nothing,
+        as scikit-learn's would not.
+        """
+        data = X.data if hasattr(X, "tocsr") else X
+        _assert_all_finite(data, estimator_name=type(self).__name__, input_name="X")
 
     def _network(self, layer_units):
         if not is_classifier(self):
@@ -119,6 +144,8 @@ class _FastMLPMixin:
                 np.arange(X.shape[0]), random_state=self._random_state,
                 test_size=self.validation_fraction, stratify=stratify)
             X_val, y_val = _safe_indexing(X, val_idx), y[val_idx]
+            if self._kernels_check_x():
+                self._assert_finite_x(X_val)
             if sample_weight is not None:
                 sample_weight_val = sample_weight[val_idx]
             if X_val.shape[0] < 2:
@@ -156,7 +183,12 @@ class _FastMLPMixin:
                     rows = train_idx[sample_idx]
                 else:
                     rows = sample_idx if self.shuffle else None
-                accumulated_loss = self._run_epoch(trainer, params, rows, n_batches, chunk)
+                try:
+                    accumulated_loss = self._run_epoch(trainer, params, rows, n_batches, chunk)
+                except TrainingDivergedError:
+                    if self._kernels_check_x():
+                        self._assert_finite_x(X)  # NaN or inf in X: report the input
+                    raise
 
                 self.n_iter_ += 1
                 self.loss_ = np.float64(accumulated_loss / n_samples)  # sklearn's type

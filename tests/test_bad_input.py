@@ -337,3 +337,145 @@ def test_failed_first_partial_fit_leaves_estimator_unfitted():
     # The failed call did not pin the classes: a corrected first call may use others.
     est.partial_fit(X, Y_CLS + 1, classes=[1, 2, 3, 4])
     np.testing.assert_array_equal(est.classes_, [1, 2, 3, 4])
+
+
+# ---- NaN and inf found by the kernels while training -------------------------------------
+# The numba backend skips scikit-learn's separate pass over X for sgd and adam:
+# the kernels check each batch's rows as they train them (_kernels._rows_nonfinite)
+# and the estimator then reports the input with scikit-learn's message.
+
+X_BIG = RNG.rand(400, 4)
+Y_BIG = np.arange(400) % 3
+
+
+@pytest.mark.parametrize("value, message", [(np.nan, "Input X contains NaN"),
+                                            (np.inf, "Input X contains infinity"),
+                                            (-np.inf, "Input X contains infinity")])
+@pytest.mark.parametrize("row", [0, 217, 399])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_nonfinite_row_in_a_late_chunk_reported_and_model_unchanged(monkeypatch, value,
+                                                                    message, row, solver):
+    # One batch per compiled call: the bad row is met after earlier calls have
+    # already updated the weights, which must all be undone.
+    from fastmlp import config
+
+    monkeypatch.setattr(config, "CHUNK_SECONDS", 1e-12)
+    est = _fitted(FastMLPClassifier, Y_CLS, solver=solver, batch_size=16)
+    X_bad = _with(X_BIG, row, row % 4, value)
+    for call in (lambda: est.partial_fit(X_bad, Y_BIG),
+                 lambda: est.set_params(warm_start=True).fit(X_bad, Y_BIG)):
+        before = _snapshot(est)
+        with pytest.raises(ValueError, match=message):
+            call()
+        est.set_params(warm_start=before["warm_start"])
+        _assert_same(_snapshot(est), before)
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("row", [0, 37, 63, 200, 255])
+def test_nonfinite_row_found_by_two_part_kernel(monkeypatch, tiled, shuffle, row):
+    # A first layer large enough to be split in two parts (each checks its own
+    # rows of a batch): rows in place (tiles) and gathered (BLAS), in
+    # shuffled and in stored order.
+    from fastmlp import config
+
+    monkeypatch.setattr(config, "TILED_PRODUCTS", tiled)
+    rng = np.random.RandomState(1)
+    X2 = rng.rand(256, 300).astype(np.float32)
+    y2 = np.arange(256) % 3
+    est = FastMLPClassifier((128,), solver="sgd", batch_size=64, shuffle=shuffle,
+                            random_state=0).partial_fit(X2, y2, classes=[0, 1, 2])
+    before = _snapshot(est)
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.partial_fit(_with(X2, row, 299 - row, np.nan), y2)
+    _assert_same(_snapshot(est), before)
+
+
+def test_nonfinite_in_sparse_rows_reported():
+    import scipy.sparse as sp
+
+    est = _fitted(FastMLPClassifier, Y_CLS, solver="sgd")
+    X_sparse = sp.csr_matrix(_with(X, 41, 2, np.inf))
+    with pytest.raises(ValueError, match="Input X contains infinity"):
+        est.partial_fit(X_sparse, Y_CLS)
+
+
+def test_nonfinite_in_early_stopping_rows_reported(monkeypatch):
+    # The validation rows are never trained on: they are checked on their own.
+    from fastmlp import estimators
+
+    split = {}
+    original = estimators.train_test_split
+
+    def recording_split(*args, **kwargs):
+        train, val = original(*args, **kwargs)
+        split["val"] = val
+        return train, val
+
+    monkeypatch.setattr(estimators, "train_test_split", recording_split)
+    _new(FastMLPClassifier, early_stopping=True, solver="sgd").fit(X, Y_CLS)
+    est = _new(FastMLPClassifier, early_stopping=True, solver="sgd")
+    val = split["val"]
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        est.fit(_with(X, val[0], 1, np.nan), Y_CLS)
+    np.testing.assert_array_equal(split["val"], val)  # the same split: the row was held out
+    assert not hasattr(est, "coefs_")
+
+
+def test_float64_values_beyond_float32_reported_as_too_large():
+    est = _new(FastMLPClassifier, dtype="float32", solver="sgd")
+    with pytest.raises(ValueError, match=r"infinity or a value too large for dtype\('float32'\)"):
+        est.fit(_with(X, 9, 3, 1e300), Y_CLS)
+
+
+def test_rows_nonfinite_kernel_looks_at_exactly_its_rows():
+    from fastmlp import _kernels
+
+    dense = np.ones((9, 37), dtype=np.float32)
+    order = np.array([4, 0, 8, 2, 6, 1, 3, 7, 5], dtype=np.int64)
+    no_rows = np.empty(0, dtype=np.int64)
+    empty, empty_ptr = np.empty(0, np.float32), np.empty(0, np.int64)
+    for value in (np.nan, np.inf, -np.inf):
+        for col in range(37):  # every position of the vector loop and its tail
+            dense[6, col] = value
+            # rows order: row 6 is at position 4 of the epoch
+            assert _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 3, 2)
+            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 0, 4)
+            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 5, 4)
+            # stored order
+            assert _kernels._rows_nonfinite(dense, empty, empty_ptr, no_rows, 6, 1)
+            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, no_rows, 0, 6)
+            dense[6, col] = np.finfo(np.float32).max  # large but finite
+            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 0, 9)
+            dense[6, col] = 1.0
+    import scipy.sparse as sp
+
+    csr = sp.csr_matrix(np.where(np.arange(37) % 3 == 0, 1.0, 0.0) * np.ones((9, 1)))
+    csr.data[csr.indptr[6] + 2] = np.nan
+    blank = np.empty((0, 37))
+    ptr = csr.indptr.astype(np.int64)
+    assert _kernels._rows_nonfinite(blank, csr.data, ptr, order, 4, 1)
+    assert not _kernels._rows_nonfinite(blank, csr.data, ptr, order, 0, 4)
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_kernel_stops_at_the_batch_holding_the_bad_row(shuffle):
+    # -inf in a row whose first-layer weights are all positive: every hidden
+    # unit's logistic is exactly 0, so that batch's loss is finite and only the
+    # next update would turn non-finite. The row check stops at the batch itself.
+    from fastmlp._network import Network
+    from fastmlp.optimizers import SGD
+
+    network = Network([3, 4, 2], "logistic", "log_loss")
+    coefs = [np.full((3, 4), 0.5), np.full((4, 2), 0.1)]
+    params = network.pack(coefs, [np.zeros(4), np.zeros(2)], np.float64)
+    Xk = RNG.rand(40, 3)
+    Xk[22, 1] = -np.inf
+    Y = np.eye(2)[np.arange(40) % 2]
+    trainer = backends.make_trainer("numba", network, Xk, Y, None, 4, np.float64)
+    rows = RNG.permutation(40) if shuffle else None
+    position = int(np.flatnonzero(rows == 22)[0]) if shuffle else 22
+    loss_sum, n_done = trainer.run(params, SGD(network.n_params, np.float64), rows, 0, 10, 0.0)
+    assert n_done == position // 4 + 1
+    assert np.isnan(loss_sum)
