@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import scipy.sparse as sp
 
-from fastmlp import _sync, _threads, config, reference
+from fastmlp import _aligned, _sync, _threads, config, reference
 from fastmlp._fpenv import subnormals_flushed
 
 BACKENDS = ("numba", "numpy")
@@ -61,16 +61,19 @@ class _NumbaWorkspace:
         units = network.layer_units
         self.rows = rows
         self.n_parts = n_parts
-        self.xb = np.empty(rows * units[0] if gather else 0, dtype=dtype)
-        self.acts = np.empty(rows * sum(units[1:]), dtype=dtype)
-        self.deltas = np.empty_like(self.acts)
+        # Cache-line aligned: the threads split these at 64-byte boundaries (_aligned).
+        self.xb = _aligned.empty(rows * units[0] if gather else 0, dtype)
+        self.acts = _aligned.empty(rows * sum(units[1:]), dtype)
+        self.deltas = _aligned.empty(rows * sum(units[1:]), dtype)
         block = max(a * b for a, b in zip(units[:-1], units[1:]))
-        self.gbufs = np.empty((n_parts, max(block, max(units[1:]))), dtype=dtype)
+        self.gbufs = _aligned.rows(n_parts, max(block, max(units[1:])), dtype)
         # The first layer's weights and optimizer state, one contiguous block per part.
-        self.first = np.empty((3, units[0] * units[1] if gather else 0), dtype=dtype)
+        self.first = _aligned.rows(3, units[0] * units[1] if gather else 0, dtype)
         self.iscrs, self.fscrs = _blas_scratch(dtype, n_parts)
-        self.sync = np.zeros(_sync.SYNC_SIZE, dtype=np.int64)
-        self.partials = np.zeros((n_parts, 3))
+        self.sync = _aligned.zeros(_sync.SYNC_SIZE, np.int64)
+        # Each part writes its own row of (loss, weight sum, sum of squares).
+        self.partials = _aligned.rows(n_parts, 3, np.float64)
+        self.partials[...] = 0.0
 
 
 class NumbaTrainer:
@@ -355,10 +358,10 @@ class FullBatchObjective:
             threadable = network.layer_units[0] >= config.MIN_THREADED_INPUTS
             self.n_parts = min(n_blocks, max(1, int(config.KERNEL_PARTS))) if threadable else 1
             units = network.layer_units
-            self.parts = [(np.empty(self.block * sum(units[1:]), dtype=dtype),
-                           np.empty(self.block * sum(units[1:]), dtype=dtype),
+            self.parts = [(_aligned.empty(self.block * sum(units[1:]), dtype),
+                           _aligned.empty(self.block * sum(units[1:]), dtype),
                            *_blas_scratch(dtype)) for _ in range(self.n_parts)]
-            self.grads = np.empty((self.n_parts, network.n_params), dtype=dtype)
+            self.grads = _aligned.rows(self.n_parts, network.n_params, dtype)
             self.losses = np.zeros((self.n_parts, 2))
         else:
             # Cast like NumpyTrainer, so float64 X cannot turn a float32 objective float64.
@@ -483,7 +486,7 @@ def predict(backend, network, params, X):
         rows = X if (lo, hi) == (0, n_rows) else X[lo:hi]
         ready = sp.issparse(rows) or (rows.dtype == dtype and rows.flags.c_contiguous)
         step = max(1, hi - lo) if ready else block  # X in the kernel's layout goes in one call
-        acts = np.empty(block * sum(network.layer_units[1:]), dtype=dtype)
+        acts = _aligned.empty(block * sum(network.layer_units[1:]), dtype)
         scratch = _blas_scratch(dtype)
         for r0 in range(0, hi - lo, step):
             part = rows if step >= hi - lo else rows[r0:r0 + step]

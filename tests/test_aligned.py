@@ -1,0 +1,43 @@
+"""fastmlp._aligned: buffers shared by the kernels' threads start on cache lines."""
+
+import numpy as np
+import pytest
+
+from fastmlp import _aligned, backends
+from fastmlp._network import Network
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("n", [0, 1, 3, 16, 17, 1000, 50_177])
+def test_empty_and_zeros_start_a_cache_line(n, dtype):
+    for _ in range(5):  # several allocations: NumPy's own alignment varies between them
+        a = _aligned.empty(n, dtype)
+        z = _aligned.zeros(n, dtype)
+        for arr in (a, z):
+            assert arr.shape == (n,) and arr.dtype == dtype and arr.flags.c_contiguous
+            # (An empty array holds no cache line; NumPy may point it anywhere.)
+            assert n == 0 or arr.ctypes.data % _aligned.CACHE_LINE == 0
+        assert not z.any()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_rows, n", [(1, 5), (2, 17), (3, 784 * 100), (4, 0)])
+def test_every_row_starts_a_cache_line(n_rows, n, dtype):
+    a = _aligned.rows(n_rows, n, dtype)
+    assert a.shape[0] == n_rows and a.shape[1] >= n and a.dtype == dtype
+    assert a.shape[1] * a.itemsize % _aligned.CACHE_LINE == 0
+    assert a.shape[1] - n < _aligned.CACHE_LINE // a.itemsize  # at most one line of padding
+    for row in a:
+        assert n == 0 or row.ctypes.data % _aligned.CACHE_LINE == 0
+
+
+def test_numba_workspace_buffers_are_aligned():
+    network = Network([784, 100, 10], "logistic", "log_loss")
+    X = np.zeros((64, 784), np.float32)
+    Y = np.zeros((64, 10), np.float32)
+    ws = backends.make_trainer("numba", network, X, Y, None, 32, np.float32).ws
+    for name in ("xb", "acts", "deltas", "sync"):
+        assert getattr(ws, name).ctypes.data % 64 == 0, name
+    for name in ("gbufs", "first", "partials"):
+        for row in getattr(ws, name):
+            assert row.ctypes.data % 64 == 0, name
