@@ -1,32 +1,38 @@
 """Register-tiled matrix products for the kernels, callable from ``@njit`` code.
 
-OpenBLAS reaches 75-120 GFLOP/s on one core for the first layer's products
-of a mini-batch (e.g. 128 x 784 times 784 x 64, float32), against 153 for
-large matrices: at these sizes its packing of both operands costs as much
-as the arithmetic. The operands here need no packing. The gathered batch is
+OpenBLAS's small products fall well short of its large-matrix rate for the
+first layer's products of a mini-batch (e.g. 128 x 784 times 784 x 64,
+float32): at these sizes its packing of both operands costs as much as the
+arithmetic. The operands here need no packing. The gathered batch is
 row-major and the weights of a part are one contiguous block, so a block of
-6 rows of A times 64 columns of B (24 AVX-512 registers of sums) can stream
-both straight from the cache: measured 140-170 GFLOP/s for the same
-products, 1.3-1.9x OpenBLAS, in float32 and float64 (float64 at ~half the
-float32 rate, as BLAS).
+6 rows of A times a few vectors of B, its sums held in vector registers
+through the k loop, can stream both straight from the cache.
 
-The tile is written in LLVM IR (vector loads, ``llvm.fma`` on 512-bit
-vectors, 24 accumulators held in registers through the loop): Numba's own
-loops over these shapes reach 15-25 GFLOP/s (the sums go through memory).
-On a CPU without AVX-512 LLVM splits the vectors (correct, but the tile no
-longer fits the registers), so the kernels use tiles only where
-:data:`PREFERRED`; :func:`product` falls back to BLAS ``gemm`` otherwise.
+The tile's width follows the CPU's registers: with AVX-512 (32 registers of
+64 bytes) 6 rows x 4 vectors, 24 sums; with AVX2 and FMA (16 registers of 32
+bytes) 6 rows x 2 vectors, 12 sums (the 6 x 16 float32 shape of OpenBLAS's
+own Haswell kernel). Measured, one core, float32, first-layer shapes at batch
+32 / 128 / 512: Intel Xeon (AVX-512) forward 1.3-2x and weight gradient
+1.4-1.6x OpenBLAS (145-170 GFLOP/s); AMD EPYC (Zen 3, AVX2) forward 72-85
+against OpenBLAS's 38-84 GFLOP/s, weight gradient 68-92 against 66-76 (large
+products: 96). Either way float64 runs at about half the float32 rate, as in BLAS.
+
+The tile is written in LLVM IR (vector loads, ``llvm.fma`` on whole
+vectors, the sums held in registers through the loop): Numba's own loops
+over these shapes reach 15-25 GFLOP/s (the sums go through memory). On a
+CPU with neither AVX-512 nor AVX2 + FMA, :data:`PREFERRED` is False and the
+kernels use BLAS ``gemm`` (:func:`product` with ``tiled=False``).
 
 A tile can also take A's rows where they lie in X, through a list of row
 addresses (:func:`product_of_rows`): the training kernel's first layer then
 reads a mini-batch's rows straight from X instead of gathering a copy that
 the other thread's core has to fetch again.
 
-Only two tile heights (6 rows, and 1 for leftover rows) and two widths (4
-vectors, and 1 for leftover vectors) are generated: every shape is compiled
-into each kernel, and all 24 combinations cost 3 s more of cold compile than
-none (4 cost 1.4 s) for no measurable speed on MNIST (the leftovers are a
-few rows or vectors per product).
+Only two tile heights (6 rows, and 1 for leftover rows) and two widths
+(:data:`TILE_VECTORS` vectors, and 1 for leftover vectors) are generated:
+every shape is compiled into each kernel, and all 24 combinations cost 3 s
+more of cold compile than none (4 cost 1.4 s) for no measurable speed on
+MNIST (the leftovers are a few rows or vectors per product).
 """
 
 import llvmlite.binding as llvm
@@ -36,14 +42,19 @@ from numba.extending import intrinsic
 
 from fastmlp._blas import NO_TRANS, TRANS, gemm
 
-#: Whether this CPU has 512-bit vectors (AVX-512F), the registers the tiles are sized for.
-PREFERRED = bool(llvm.get_host_cpu_features().get("avx512f", False))
+_FEATURES = llvm.get_host_cpu_features()
+_AVX512 = bool(_FEATURES.get("avx512f", False))
 
-#: Rows of A per tile; with 4 vectors of B per row that is 24 vector sums.
+#: Whether this CPU has the vector registers the tiles are sized for: 32
+#: 512-bit ones (AVX-512F), or 16 256-bit ones with FMA (AVX2).
+PREFERRED = _AVX512 or bool(_FEATURES.get("avx2", False) and _FEATURES.get("fma", False))
+
+#: Rows of A per tile; times TILE_VECTORS vectors of B per row, the sums held in registers.
 TILE_ROWS = 6
-#: Vectors of B (64 bytes each) per tile row.
-TILE_VECTORS = 4
-VECTOR_BYTES = 64
+#: Vectors of B per tile row: 24 sums in AVX-512's 32 registers, 12 in AVX2's 16.
+TILE_VECTORS = 4 if _AVX512 else 2
+#: Bytes per vector register.
+VECTOR_BYTES = 64 if _AVX512 else 32
 #: The k range is cut into blocks whose B rows (one tile's width) fill about
 #: this many bytes, so they stay in the L1 cache while all row tiles use them.
 B_BLOCK_BYTES = 32768
