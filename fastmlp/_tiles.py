@@ -213,22 +213,23 @@ def product(trans_a, m, n, k, a_ptr, lda, b_ptr, ldb, c_ptr, ldc, accumulate, ti
     if n_vectors > 0 and m > 0:
         sa_r, sa_k = (1, lda) if trans_a == TRANS else (lda, 1)
         k_block = B_BLOCK_BYTES // (TILE_VECTORS * VECTOR_BYTES)
-        v0 = 0
-        while v0 < n_vectors:
-            # Leftover vectors go one at a time: half the tile shapes to compile.
-            vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
-            for k0 in range(0, max(k, 1), k_block):
-                kk = min(k_block, k - k0)
-                add = 1 if accumulate or k0 > 0 else 0
-                i0 = 0
-                while i0 < m:
-                    rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
+        for k0 in range(0, max(k, 1), k_block):
+            kk = min(k_block, k - k0)
+            add = 1 if accumulate or k0 > 0 else 0
+            i0 = 0
+            while i0 < m:
+                rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
+                # All of a row tile's vectors in turn, while its rows of A are in L1.
+                v0 = 0
+                while v0 < n_vectors:
+                    # Leftover vectors go one at a time: half the tile shapes to compile.
+                    vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
                     _tile(fscratch, STRIDED, rows, vectors,
                           a_ptr + (i0 * sa_r + k0 * sa_k) * size, sa_r, sa_k, 0,
                           b_ptr + (k0 * ldb + v0 * lanes) * size, ldb,
                           c_ptr + (i0 * ldc + v0 * lanes) * size, ldc, kk, add)
-                    i0 += rows
-            v0 += vectors
+                    v0 += vectors
+                i0 += rows
     done = n_vectors * lanes
     if done < n:
         gemm(trans_a, NO_TRANS, m, n - done, k, 1.0, a_ptr, lda, b_ptr + done * size, ldb,
@@ -295,15 +296,15 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
                 _tile(fscratch, ROW_PER_R, rows, 1, col0, 0, 0, rows_ptr + i0 * 8,
                       b_ptr + t0 * size, ldb, c_tile, ldc, k, 0)
             i0 += rows
-    v0 = 0
-    while v0 < n_vectors:
-        vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
-        for k0 in range(0, max(k, 1), k_block):
-            kk = min(k_block, k - k0)
-            add = 1 if accumulate or k0 > 0 else 0
-            i0 = 0
-            while i0 < m:
-                rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
+    for k0 in range(0, max(k, 1), k_block):
+        kk = min(k_block, k - k0)
+        add = 1 if accumulate or k0 > 0 else 0
+        i0 = 0
+        while i0 < m:
+            rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
+            v0 = 0
+            while v0 < n_vectors:
+                vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
                 b_tile = b_ptr + (k0 * ldb + v0 * lanes) * size
                 c_tile = c_ptr + (i0 * ldc + v0 * lanes) * size
                 if trans_a == TRANS:
@@ -312,5 +313,5 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
                 else:
                     _tile(fscratch, ROW_PER_R, rows, vectors, col0 + k0, 0, 0,
                           rows_ptr + i0 * 8, b_tile, ldb, c_tile, ldc, kk, add)
-                i0 += rows
-        v0 += vectors
+                v0 += vectors
+            i0 += rows
