@@ -519,9 +519,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     Every batch is split into ``n_parts`` parts (1 for a network without a
     hidden layer), in four phases: part p
     (0) gathers its share of the batch rows into ``xb`` (when ``rows`` is
-    given; with tiles and at least a vector of the first layer per part, the
-    tiles read the rows in X instead and this phase only lists their
-    addresses), computes
+    given; with tiles, the tiles read the rows in X instead and this phase
+    only lists their addresses), computes
     (1) its share of the first hidden layer's units for all rows, (2) the
     rest of the forward pass and the whole backward pass for its share of the
     rows, (3) the gradient and update of the parameters it owns (see
@@ -553,12 +552,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     gathered = rows.size > 0 and Xptr.size == 0
     # Tiles can read the batch's rows where they are in X: no gathered copy, and
     # no rows passed between the threads' cores (MNIST epochs 9-21 % faster, medians).
-    # Each part's share of the first layer must fill at least one whole vector.
     direct = tiled and gathered
-    for p in range(n_parts):
-        width = _cut(u1, p + 1, n_parts, align) - _cut(u1, p, n_parts, align)
-        if 0 < width < align:
-            direct = False
     x_rows = np.empty(batch_size if direct else 0, dtype=np.int64)
     for p in range(part_lo, part_hi):
         _first_layer_blocks(params, s1, s2, first, u0, u1, _cut(u1, p, n_parts, align),

@@ -61,19 +61,25 @@ B_BLOCK_BYTES = 32768
 
 _I64 = types.int64
 
+#: ``vectors`` code of a tile that computes only the first ``tail`` columns of one vector.
+MASKED = 0
+
 # Where a tile finds A's element (r, p):
 STRIDED = 0  # at ``a + r * sa_r + p * sa_k`` (elements)
 ROW_PER_R = 1  # at ``rows[r] + (a + p)`` elements: row r of op(A) is a row of X
 ROW_PER_P = 2  # at ``rows[p] + (a + r)`` elements: column r of op(A) runs along a row of X
 
 
-def _emit_tile(builder, R, V, fty, mode, a, sa_r, sa_k, rows, b, ldb, c, ldc, k, accumulate):
+def _emit_tile(builder, R, V, fty, mode, a, sa_r, sa_k, rows, b, ldb, c, ldc, k, accumulate,
+               tail=None):
     """Emit ``C[:R, :V*lanes] (+)= sum_p A[:R, p] B[p, :V*lanes]`` for p < k.
 
     A's element (r, p) is found by ``mode`` (:data:`STRIDED`, :data:`ROW_PER_R`,
     :data:`ROW_PER_P`), ``rows`` being the address of an array of row
     addresses; B's rows and C's rows are ``ldb`` and ``ldc`` elements apart.
-    Pointers are i64.
+    Pointers are i64. With ``tail`` (an i64 below ``lanes``), only the first
+    ``tail`` columns of a single vector (V = 1) are read and written: masked
+    loads and stores, which never touch memory past them.
     """
     align = 4 if isinstance(fty, ir.FloatType) else 8  # bytes per element
     lanes = VECTOR_BYTES // align
@@ -83,6 +89,32 @@ def _emit_tile(builder, R, V, fty, mode, a, sa_r, sa_k, rows, b, ldb, c, ldc, k,
     module = builder.module
     name = f"llvm.fma.v{lanes}f{8 * align}"
     fma = module.globals.get(name) or ir.Function(module, ir.FunctionType(vty, [vty] * 3), name)
+    if tail is not None:
+        vptr = vty.as_pointer()
+        mask_ty = ir.VectorType(ir.IntType(1), lanes)
+        suffix = f"v{lanes}f{8 * align}.p0"
+        masked_load = (module.globals.get(f"llvm.masked.load.{suffix}") or ir.Function(
+            module, ir.FunctionType(vty, [vptr, i32, mask_ty, vty]), f"llvm.masked.load.{suffix}"))
+        masked_store = (module.globals.get(f"llvm.masked.store.{suffix}") or ir.Function(
+            module, ir.FunctionType(ir.VoidType(), [vty, vptr, i32, mask_ty]),
+            f"llvm.masked.store.{suffix}"))
+        lane_ty = ir.VectorType(i64, lanes)
+        tail_vec = builder.shuffle_vector(
+            builder.insert_element(ir.Constant(lane_ty, ir.Undefined), tail, ir.Constant(i32, 0)),
+            ir.Constant(lane_ty, ir.Undefined), ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+        mask = builder.icmp_signed("<", ir.Constant(lane_ty, list(range(lanes))), tail_vec)
+        align_arg = ir.Constant(i32, align)
+
+    def load_vector(q):
+        if tail is None:
+            return builder.load(q, align=align)
+        return builder.call(masked_load, [q, align_arg, mask, zero])
+
+    def store_vector(value, q):
+        if tail is None:
+            builder.store(value, q, align=align)
+        else:
+            builder.call(masked_store, [value, q, align_arg, mask])
     ap = builder.inttoptr(a, fty.as_pointer())
     row_addr = builder.inttoptr(rows, i64.as_pointer())
     if mode == ROW_PER_R:
@@ -97,9 +129,10 @@ def _emit_tile(builder, R, V, fty, mode, a, sa_r, sa_k, rows, b, ldb, c, ldc, k,
     splat_mask = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
 
     entry = builder.block
-    head = builder.append_basic_block(f"tile{R}x{V}.head")
-    body = builder.append_basic_block(f"tile{R}x{V}.body")
-    done = builder.append_basic_block(f"tile{R}x{V}.done")
+    shape = f"tile{R}x{V}{'' if tail is None else 'm'}"
+    head = builder.append_basic_block(f"{shape}.head")
+    body = builder.append_basic_block(f"{shape}.body")
+    done = builder.append_basic_block(f"{shape}.done")
     builder.branch(head)
 
     builder.position_at_end(head)
@@ -113,8 +146,8 @@ def _emit_tile(builder, R, V, fty, mode, a, sa_r, sa_k, rows, b, ldb, c, ldc, k,
 
     builder.position_at_end(body)
     b_row = builder.gep(bp, [builder.mul(p, ldb)])
-    b_vecs = [builder.load(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * lanes)]),
-                                           vty.as_pointer()), align=align)
+    b_vecs = [load_vector(builder.bitcast(builder.gep(b_row, [ir.Constant(i64, v * lanes)]),
+                                          vty.as_pointer()))
               for v in range(V)]
     if mode == STRIDED:
         a_col = builder.gep(ap, [builder.mul(p, sa_k)])
@@ -144,38 +177,40 @@ def _emit_tile(builder, R, V, fty, mode, a, sa_r, sa_k, rows, b, ldb, c, ldc, k,
         for v in range(V):
             q = builder.bitcast(builder.gep(c_row, [ir.Constant(i64, v * lanes)]),
                                 vty.as_pointer())
-            old = builder.load(q, align=align)
+            old = load_vector(q)
             new = builder.select(add_old, builder.fadd(sums[r][v], old), sums[r][v])
-            builder.store(new, q, align=align)
+            store_vector(new, q)
 
 
 @intrinsic
 def _tile(typingctx, like, mode, rows, vectors, a, sa_r, sa_k, a_rows, b, ldb, c, ldc, k,
-          accumulate):
-    """One tile of ``rows`` (1 or 6) rows and ``vectors`` (1 or 4) vectors; dtype of ``like``.
+          accumulate, tail):
+    """One tile of ``rows`` (1 or 6) rows and ``vectors`` vectors; dtype of ``like``.
 
-    ``mode`` (a compile-time literal) says where A's elements are (see :func:`_emit_tile`).
+    ``vectors`` is 1 or :data:`TILE_VECTORS` whole vectors, or :data:`MASKED`:
+    the first ``tail`` columns of one vector. ``mode`` (a compile-time
+    literal) says where A's elements are (see :func:`_emit_tile`).
     """
     if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
         return None
     if not isinstance(mode, types.IntegerLiteral):
         return None
-    sig = types.void(like, mode, *([_I64] * 12))
+    sig = types.void(like, mode, *([_I64] * 13))
     mode_value = mode.literal_value
 
     def codegen(context, builder, signature, args):
         fty = ir.FloatType() if signature.args[0].dtype == types.float32 else ir.DoubleType()
-        _, _, rows, vectors, a, sa_r, sa_k, a_rows, b, ldb, c, ldc, k, accumulate = args
+        _, _, rows, vectors, a, sa_r, sa_k, a_rows, b, ldb, c, ldc, k, accumulate, tail = args
         end = builder.append_basic_block("tile.end")
         which = builder.add(builder.mul(rows, ir.Constant(rows.type, 8)), vectors)
         switch = builder.switch(which, end)
         for R in (1, TILE_ROWS):
-            for V in (1, TILE_VECTORS):
+            for V in (MASKED, 1, TILE_VECTORS):
                 case = builder.append_basic_block(f"tile{R}x{V}")
                 switch.add_case(ir.Constant(which.type, 8 * R + V), case)
                 builder.position_at_end(case)
-                _emit_tile(builder, R, V, fty, mode_value, a, sa_r, sa_k, a_rows, b, ldb, c,
-                           ldc, k, accumulate)
+                _emit_tile(builder, R, max(V, 1), fty, mode_value, a, sa_r, sa_k, a_rows, b,
+                           ldb, c, ldc, k, accumulate, tail if V == MASKED else None)
                 builder.branch(end)
         builder.position_at_end(end)
         return context.get_dummy_value()
@@ -201,39 +236,46 @@ def product(trans_a, m, n, k, a_ptr, lda, b_ptr, ldb, c_ptr, ldc, accumulate, ti
     accumulate : bool
         Add to C instead of overwriting it.
     tiled : bool
-        Use the register tiles for the columns that fill whole 64-byte
-        vectors (BLAS does the rest); False: BLAS does everything.
+        Use the register tiles (columns past the last whole vector in a
+        masked one); False: BLAS gemm.
     scratch, fscratch : ndarray
         Scratch for :func:`fastmlp._blas.gemm`; ``fscratch``'s dtype is the
         compute dtype.
     """
+    if not tiled:
+        gemm(trans_a, NO_TRANS, m, n, k, 1.0, a_ptr, lda, b_ptr, ldb,
+             1.0 if accumulate else 0.0, c_ptr, ldc, scratch, fscratch)
+        return
     size = fscratch.itemsize
     lanes = VECTOR_BYTES // size
-    n_vectors = n // lanes if tiled else 0
-    if n_vectors > 0 and m > 0:
-        sa_r, sa_k = (1, lda) if trans_a == TRANS else (lda, 1)
-        k_block = B_BLOCK_BYTES // (TILE_VECTORS * VECTOR_BYTES)
-        for k0 in range(0, max(k, 1), k_block):
-            kk = min(k_block, k - k0)
-            add = 1 if accumulate or k0 > 0 else 0
-            i0 = 0
-            while i0 < m:
-                rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
-                # All of a row tile's vectors in turn, while its rows of A are in L1.
-                v0 = 0
-                while v0 < n_vectors:
-                    # Leftover vectors go one at a time: half the tile shapes to compile.
-                    vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
-                    _tile(fscratch, STRIDED, rows, vectors,
-                          a_ptr + (i0 * sa_r + k0 * sa_k) * size, sa_r, sa_k, 0,
-                          b_ptr + (k0 * ldb + v0 * lanes) * size, ldb,
-                          c_ptr + (i0 * ldc + v0 * lanes) * size, ldc, kk, add)
-                    v0 += vectors
-                i0 += rows
-    done = n_vectors * lanes
-    if done < n:
-        gemm(trans_a, NO_TRANS, m, n - done, k, 1.0, a_ptr, lda, b_ptr + done * size, ldb,
-             1.0 if accumulate else 0.0, c_ptr + done * size, ldc, scratch, fscratch)
+    n_vectors = n // lanes
+    tail = n - n_vectors * lanes
+    sa_r, sa_k = (1, lda) if trans_a == TRANS else (lda, 1)
+    k_block = B_BLOCK_BYTES // (TILE_VECTORS * VECTOR_BYTES)
+    for k0 in range(0, max(k, 1), k_block):
+        kk = min(k_block, k - k0)
+        add = 1 if accumulate or k0 > 0 else 0
+        i0 = 0
+        while i0 < m:
+            rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
+            # All of a row tile's vectors in turn, while its rows of A are in L1.
+            v0 = 0
+            while v0 <= n_vectors:
+                # Leftover whole vectors go one at a time (half the tile shapes to
+                # compile), then the columns past them as one masked vector.
+                vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
+                width = lanes
+                if v0 == n_vectors:
+                    if tail == 0:
+                        break
+                    vectors = MASKED
+                    width = tail
+                # One call site: each expands to every tile shape.
+                _tile(fscratch, STRIDED, rows, vectors, a_ptr + (i0 * sa_r + k0 * sa_k) * size,
+                      sa_r, sa_k, 0, b_ptr + (k0 * ldb + v0 * lanes) * size, ldb,
+                      c_ptr + (i0 * ldc + v0 * lanes) * size, ldc, kk, add, width)
+                v0 += max(vectors, 1)
+            i0 += rows
 
 
 @njit(cache=True, nogil=True)
@@ -243,15 +285,11 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
 
     A stored row i is the ``k`` (``trans_a == NO_TRANS``) or ``m`` (``TRANS``)
     values from element ``col0`` of the row at address ``row_addrs[i]``. Tiles
-    only (no contiguous A for BLAS): ``n`` must be 0 or at least one 64-byte
-    vector's length (16 float32 or 8 float64 values), and when it is not a
-    multiple of it, ``accumulate`` must be False: the last columns are then
-    computed by one-vector tiles ending at column n, which overlap columns
-    that the whole vectors compute again afterwards (same sums, stored over
-    them). Without ``TRANS`` each tile runs over all of k at once, so its 6
-    rows stream from memory in one pass (k blocks, as :func:`product` uses on
-    cached rows, made MNIST epochs 10-20 % slower here); with ``TRANS`` the k
-    blocks are :func:`product`'s.
+    only, columns past the last whole vector in a masked one. Without
+    ``TRANS`` each tile runs over all of k at once, so its 6 rows stream from
+    memory in one pass (k blocks, as :func:`product` uses on cached rows, made
+    MNIST epochs 10-20 % slower here); with ``TRANS`` the k blocks are
+    :func:`product`'s.
 
     Parameters
     ----------
@@ -276,26 +314,13 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
     size = fscratch.itemsize
     lanes = VECTOR_BYTES // size
     n_vectors = n // lanes
+    tail = n - n_vectors * lanes
     k_block = B_BLOCK_BYTES // (TILE_VECTORS * VECTOR_BYTES)
     rows_ptr = row_addrs.ctypes.data
     if trans_a != TRANS:
         k_block = max(k, 1)  # see above
     # The loops below mirror product's; one helper shared by both, inlined
     # so that the tile mode stays a constant, measured +1.9 s of cold compile.
-    if n_vectors * lanes < n and m > 0:
-        # The tail: a vector ending at column n, over all of k, stored (see above).
-        t0 = n - lanes
-        i0 = 0
-        while i0 < m:
-            rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
-            c_tile = c_ptr + (i0 * ldc + t0) * size
-            if trans_a == TRANS:
-                _tile(fscratch, ROW_PER_P, rows, 1, col0 + i0, 0, 0, rows_ptr,
-                      b_ptr + t0 * size, ldb, c_tile, ldc, k, 0)
-            else:
-                _tile(fscratch, ROW_PER_R, rows, 1, col0, 0, 0, rows_ptr + i0 * 8,
-                      b_ptr + t0 * size, ldb, c_tile, ldc, k, 0)
-            i0 += rows
     for k0 in range(0, max(k, 1), k_block):
         kk = min(k_block, k - k0)
         add = 1 if accumulate or k0 > 0 else 0
@@ -303,15 +328,21 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
         while i0 < m:
             rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
             v0 = 0
-            while v0 < n_vectors:
+            while v0 <= n_vectors:
                 vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
+                width = lanes
+                if v0 == n_vectors:
+                    if tail == 0:
+                        break
+                    vectors = MASKED
+                    width = tail
                 b_tile = b_ptr + (k0 * ldb + v0 * lanes) * size
                 c_tile = c_ptr + (i0 * ldc + v0 * lanes) * size
                 if trans_a == TRANS:
                     _tile(fscratch, ROW_PER_P, rows, vectors, col0 + i0, 0, 0,
-                          rows_ptr + k0 * 8, b_tile, ldb, c_tile, ldc, kk, add)
+                          rows_ptr + k0 * 8, b_tile, ldb, c_tile, ldc, kk, add, width)
                 else:
                     _tile(fscratch, ROW_PER_R, rows, vectors, col0 + k0, 0, 0,
-                          rows_ptr + i0 * 8, b_tile, ldb, c_tile, ldc, kk, add)
-                v0 += vectors
+                          rows_ptr + i0 * 8, b_tile, ldb, c_tile, ldc, kk, add, width)
+                v0 += max(vectors, 1)
             i0 += rows

@@ -65,9 +65,10 @@ def _check(dtype, trans, m, n, k, accumulate, tiled, seed=0, pad=3):
 
 
 # Rows: 1 to 5 rows left over after whole 6-row tiles, and whole tiles only.
-# Columns (64-byte vectors: 16 float32 / 8 float64 values): one vector, one
-# tile of four, tiles plus 1-3 leftover vectors, and a tail shorter than a
-# vector (done by BLAS). k: none, one, around the k-block of 128, and several blocks.
+# Columns (vectors of 16 float32 / 8 float64 values with AVX-512, half that
+# with AVX2): one vector, whole tiles, tiles plus leftover vectors, a tail
+# shorter than a vector (a masked vector) after whole ones or alone. k: none,
+# one, around the k blocks, and several blocks.
 SHAPES = [(1, 16, 1), (5, 16, 7), (6, 64, 64), (7, 40, 33), (13, 100, 129), (12, 136, 300),
           (37, 70, 128), (8, 56, 20), (14, 120, 50), (4, 8, 0), (3, 5, 17), (0, 32, 5)]
 
@@ -97,15 +98,16 @@ def _product_of_rows(trans_a, m, n, k, X, rows, col0, B, C, accumulate):
 
 
 # (m, vectors, extra columns, k, col0): leftover rows and vectors, a tail of columns
-# shorter than a vector, k past a 128-row block, offsets into the rows.
-# A column tail is computed by overlapping tiles, so it is only ever stored (the
-# documented precondition): those shapes run without accumulate.
+# shorter than a vector (after whole vectors, or alone), k past a k block,
+# offsets into the rows.
 ROW_SHAPES = [(1, 1, 0, 1, 0, acc) for acc in (False, True)] + [
     (7, 4, 0, 33, 5, acc) for acc in (False, True)] + [
     (13, 5, 0, 129, 0, acc) for acc in (False, True)] + [
     (37, 2, 0, 300, 11, acc) for acc in (False, True)] + [
-    (6, 8, 0, 20, 40, True), (5, 1, 3, 40, 2, False), (14, 2, 5, 150, 0, False),
-    (8, 4, 7, 129, 3, False)]
+    (5, 1, 3, 40, 2, acc) for acc in (False, True)] + [
+    (14, 2, 5, 600, 0, acc) for acc in (False, True)] + [
+    (9, 0, 3, 50, 1, acc) for acc in (False, True)] + [
+    (6, 8, 0, 20, 40, True), (8, 4, 7, 129, 3, False), (1, 0, 1, 7, 0, False)]
 
 
 @pytest.mark.parametrize("trans", [NO_TRANS, TRANS], ids=["A", "A.T"])
@@ -114,12 +116,12 @@ ROW_SHAPES = [(1, 1, 0, 1, 0, acc) for acc in (False, True)] + [
 def test_product_of_scattered_rows_is_the_product(shape, dtype, trans):
     """A's rows taken where they lie in X (shuffled rows, from column col0), never copied."""
     m, vectors, extra, k, col0, accumulate = shape
-    n = vectors * 64 // np.dtype(dtype).itemsize + extra
+    n = vectors * _tiles.VECTOR_BYTES // np.dtype(dtype).itemsize + extra
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((400, col0 + max(k, m) + 3)).astype(dtype)
+    X = rng.standard_normal((700, col0 + max(k, m) + 3)).astype(dtype)
     n_rows = m if trans == NO_TRANS else k
     width = k if trans == NO_TRANS else m
-    rows = rng.choice(400, n_rows, replace=False).astype(np.int64)
+    rows = rng.choice(700, n_rows, replace=False).astype(np.int64)
     A = X[rows, col0:col0 + width]
     op_a = A if trans == NO_TRANS else A.T
     B = rng.standard_normal((k, n)).astype(dtype)
@@ -149,7 +151,7 @@ def test_tiles_and_blas_agree_to_rounding_on_a_first_layer_product():
 
 
 # Training: widths chosen so the kernels' products use whole tiles, leftover
-# vectors and a BLAS tail (37 and 19 units), batches not a multiple of the
+# vectors and masked tails (37 and 19 units), batches not a multiple of the
 # tile height (5 rows, and a last batch of 3). Same tolerances as
 # tests/test_backends.py (float64 1e-10; float32 SGD 2e-6, Adam 3e-5).
 OPTIMIZERS = {"sgd-nesterov": lambda n, dt: SGD(n, dt, 0.1, "constant", 0.9, True),
@@ -177,10 +179,11 @@ def _train(backend, tiled, dtype, optimizer_name, monkeypatch, units):
     return params, np.array(loss_sums)
 
 
-# 5 first-layer units are less than a vector: the kernel gathers the batch; 32
-# fill whole vectors and 37 whole vectors and a tail: the tiles read the rows
-# where they lie in X, also when the first layer is the softmax output layer.
-UNITS = {"gathered": [40, 5, 19, 3], "rows-in-place": [40, 32, 19, 3],
+# The tiles read the batch's rows where they lie in X (without tiles the
+# kernel gathers them): 5 first-layer units are less than a vector (a masked
+# vector only), 32 fill whole vectors, 37 whole vectors and a tail; also when
+# the first layer is the softmax output layer.
+UNITS = {"narrow": [40, 5, 19, 3], "rows-in-place": [40, 32, 19, 3],
          "rows-in-place-tail": [40, 37, 19, 3], "no-hidden-in-place": [40, 20]}
 
 
@@ -205,3 +208,49 @@ def test_tiled_setting_follows_config(monkeypatch):
     for forced in (True, False):
         monkeypatch.setattr(config, "TILED_PRODUCTS", forced)
         assert backends.tiled_products() is forced
+
+
+# B's last row ends where an inaccessible page begins, so a tile that read a
+# whole vector at a masked tail would crash the process (run in a child).
+_GUARD_PAGE_SCRIPT = """
+import ctypes, mmap, sys
+import numpy as np
+from numba import njit
+from fastmlp import _tiles
+from fastmlp._blas import NO_TRANS
+
+dtype = np.dtype(sys.argv[1])
+page = mmap.PAGESIZE
+buf = mmap.mmap(-1, 2 * page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+start = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+assert libc.mprotect(start + page, page, 0) == 0  # PROT_NONE
+k, n = 9, 3  # n: fewer columns than a vector
+count = k * n
+B = np.frombuffer(buf, dtype=dtype, count=count, offset=page - count * dtype.itemsize)
+B[:] = np.arange(1, count + 1)
+A = np.ones((7, k), dtype=dtype)
+C = np.zeros((7, n), dtype=dtype)
+
+
+@njit
+def run(A, B, C):
+    _tiles.product(NO_TRANS, 7, n, k, A.ctypes.data, k, B.ctypes.data, n, C.ctypes.data, n,
+                   True, True, np.zeros(8, np.int32), np.zeros(2, C.dtype))
+
+
+run(A, B, C)
+assert np.array_equal(C, np.tile(B.reshape(k, n).sum(axis=0), (7, 1))), C
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_masked_tail_reads_nothing_past_the_last_column(dtype):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _GUARD_PAGE_SCRIPT, dtype],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
