@@ -25,6 +25,11 @@ SGD, ADAM = 0, 1
 # caught by the divergence check) instead of a per-element check that stops
 # loops such as the logistic activation from vectorising (measured 4x slower).
 _jit = njit(cache=True, nogil=True, error_model="numpy")
+# The activations may also fuse a * b + c into one FMA (one rounding instead of
+# two: results as accurate or more): exp's polynomial then runs as a chain of
+# FMAs, the float64 logistic 3.9 -> 2.5 ns and the float32 one 1.13 -> 0.99 ns
+# per value on AVX2 (exp stays within 1 ulp; exp_float32 within 0.9).
+_jit_fma = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -40,7 +45,7 @@ def _addr(a, offset):
 # except in the float32 logistic, which uses its float32 version (within 2 ulp).
 
 
-@_jit
+@_jit_fma
 def _activate(z, zo, m, u, ld, params, bo, act):
     """Add the bias ``params[bo:bo+u]`` and apply ``act``, in place.
 
