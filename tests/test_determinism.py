@@ -115,7 +115,10 @@ WIDE = [{"n": 600, "d": 784, "hidden_layer_sizes": (64,), "solver": solver, "bac
          "X_dtype": "float32", "max_iter": 2, "random_state": i, "data_seed": i}
         for i, (solver, backend) in enumerate([("adam", "numba"), ("sgd", "numba"),
                                                ("adam", "numpy"), ("lbfgs", "numba")])]
-NARROW = [{**spec, "d": 40, "hidden_layer_sizes": (32,)} for spec in WIDE]
+# numba only: the numpy backend's bits follow its BLAS threads (see the README), and
+# OpenBLAS may run even these products (predict's 600 x 40 x 32) in two threads.
+NARROW = [{**spec, "d": 40, "hidden_layer_sizes": (32,)} for spec in WIDE
+          if spec["backend"] == "numba"]
 # A lone numba fit runs its batches in two threads, overlapping fits in one each.
 WIDE_NUMBA = [{**spec, "backend": "numba"} for spec in WIDE]
 
@@ -173,7 +176,7 @@ def test_results_do_not_depend_on_the_process_blas_limit():
 
 
 def test_concurrent_fits_in_threads_match_sequential_narrow():
-    # Small products run on one BLAS thread anyway: identical without pinning.
+    # Narrow networks stay in one thread of their own: identical without pinning.
     sequential, concurrent = _sequential_and_concurrent(NARROW)
     assert sequential == concurrent
 
