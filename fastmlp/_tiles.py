@@ -28,11 +28,13 @@ addresses (:func:`product_of_rows`): the training kernel's first layer then
 reads a mini-batch's rows straight from X instead of gathering a copy that
 the other thread's core has to fetch again.
 
-Only two tile heights (6 rows, and 1 for leftover rows) and two widths
-(:data:`TILE_VECTORS` vectors, and 1 for leftover vectors) are generated:
-every shape is compiled into each kernel, and all 24 combinations cost 3 s
-more of cold compile than none (4 cost 1.4 s) for no measurable speed on
-MNIST (the leftovers are a few rows or vectors per product).
+Few tile shapes are generated, because every shape is compiled into each
+kernel (on AVX-512, all 24 heights x widths cost 3 s more of cold compile
+than none, 4 cost 1.4 s): two heights, 6 rows and 1 for leftover rows;
+widths of :data:`TILE_VECTORS` vectors, 1 vector for leftover vectors, one
+masked vector for the columns past the last whole vector, and for a single
+row :data:`ROW_VECTORS` vectors (a lone row of 2 vectors waits on the FMA
+latency: 16 rows x 64 x 784 took 31.6 us with it, 23.6 us with 8 vectors).
 """
 
 import llvmlite.binding as llvm
@@ -53,6 +55,10 @@ PREFERRED = _AVX512 or bool(_FEATURES.get("avx2", False) and _FEATURES.get("fma"
 TILE_ROWS = 6
 #: Vectors of B per tile row: 24 sums in AVX-512's 32 registers, 12 in AVX2's 16.
 TILE_VECTORS = 4 if _AVX512 else 2
+#: Vectors of B in a tile of one row (the rows left over after whole tiles):
+#: 8 independent sums keep both FMA units busy despite their 4-cycle latency,
+#: where one row of TILE_VECTORS sums ran at a quarter (AVX2) or half speed.
+ROW_VECTORS = 8
 #: Bytes per vector register.
 VECTOR_BYTES = 64 if _AVX512 else 32
 #: The k range is cut into blocks whose B rows (one tile's width) fill about
@@ -187,8 +193,9 @@ def _tile(typingctx, like, mode, rows, vectors, a, sa_r, sa_k, a_rows, b, ldb, c
           accumulate, tail):
     """One tile of ``rows`` (1 or 6) rows and ``vectors`` vectors; dtype of ``like``.
 
-    ``vectors`` is 1 or :data:`TILE_VECTORS` whole vectors, or :data:`MASKED`:
-    the first ``tail`` columns of one vector. ``mode`` (a compile-time
+    ``vectors`` is 1 or :data:`TILE_VECTORS` whole vectors (or, for one
+    row, :data:`ROW_VECTORS`), or :data:`MASKED`: the first ``tail``
+    columns of one vector. ``mode`` (a compile-time
     literal) says where A's elements are (see :func:`_emit_tile`).
     """
     if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
@@ -202,12 +209,13 @@ def _tile(typingctx, like, mode, rows, vectors, a, sa_r, sa_k, a_rows, b, ldb, c
         fty = ir.FloatType() if signature.args[0].dtype == types.float32 else ir.DoubleType()
         _, _, rows, vectors, a, sa_r, sa_k, a_rows, b, ldb, c, ldc, k, accumulate, tail = args
         end = builder.append_basic_block("tile.end")
-        which = builder.add(builder.mul(rows, ir.Constant(rows.type, 8)), vectors)
+        which = builder.add(builder.mul(rows, ir.Constant(rows.type, 16)), vectors)
         switch = builder.switch(which, end)
-        for R in (1, TILE_ROWS):
-            for V in (MASKED, 1, TILE_VECTORS):
+        for R, widths in ((1, (MASKED, 1, TILE_VECTORS, ROW_VECTORS)),
+                          (TILE_ROWS, (MASKED, 1, TILE_VECTORS))):
+            for V in widths:
                 case = builder.append_basic_block(f"tile{R}x{V}")
-                switch.add_case(ir.Constant(which.type, 8 * R + V), case)
+                switch.add_case(ir.Constant(which.type, 16 * R + V), case)
                 builder.position_at_end(case)
                 _emit_tile(builder, R, max(V, 1), fty, mode_value, a, sa_r, sa_k, a_rows, b,
                            ldb, c, ldc, k, accumulate, tail if V == MASKED else None)
@@ -216,6 +224,14 @@ def _tile(typingctx, like, mode, rows, vectors, a, sa_r, sa_k, a_rows, b, ldb, c
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _vectors(rows, left):
+    """Widest tile (in whole vectors) for ``rows`` rows with ``left`` vectors to go."""
+    if rows == 1 and left >= ROW_VECTORS:
+        return ROW_VECTORS
+    return TILE_VECTORS if left >= TILE_VECTORS else 1
 
 
 @njit(cache=True, nogil=True)
@@ -263,7 +279,7 @@ def product(trans_a, m, n, k, a_ptr, lda, b_ptr, ldb, c_ptr, ldc, accumulate, ti
             while v0 <= n_vectors:
                 # Leftover whole vectors go one at a time (half the tile shapes to
                 # compile), then the columns past them as one masked vector.
-                vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
+                vectors = _vectors(rows, n_vectors - v0)
                 width = lanes
                 if v0 == n_vectors:
                     if tail == 0:
@@ -329,7 +345,7 @@ def product_of_rows(trans_a, m, n, k, row_addrs, col0, b_ptr, ldb, c_ptr, ldc, a
             rows = TILE_ROWS if m - i0 >= TILE_ROWS else 1
             v0 = 0
             while v0 <= n_vectors:
-                vectors = TILE_VECTORS if n_vectors - v0 >= TILE_VECTORS else 1
+                vectors = _vectors(rows, n_vectors - v0)
                 width = lanes
                 if v0 == n_vectors:
                     if tail == 0:
