@@ -13,7 +13,6 @@ caller zeroes it before starting the threads).
 """
 
 import ctypes
-import ctypes.util
 import sys
 
 import llvmlite.binding as llvm
@@ -28,7 +27,10 @@ SYNC_SIZE = 16
 if sys.platform == "win32":
     _yield_address = ctypes.cast(ctypes.windll.kernel32.SwitchToThread, ctypes.c_void_p).value
 else:
-    _libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    # dlopen(NULL): the process's own symbols, libc's among them (threadpoolctl
+    # finds libc the same way). ctypes.util.find_library("c") runs ldconfig in a
+    # subprocess: 1-5 ms of every import.
+    _libc = ctypes.CDLL(None)
     _yield_address = ctypes.cast(_libc.sched_yield, ctypes.c_void_p).value
 # Bound by name, like BLAS in fastmlp._blas, so kernels calling it stay cacheable.
 llvm.add_symbol("fastmlp_yield", _yield_address)
