@@ -55,7 +55,7 @@ def _cast_like_overload(array, value):
 # non-literal types (one compile per dtype, whatever literals they pass, as the
 # explicit signatures it had did), but compiled only when a kernel calling it
 # is. Eager signatures loaded both dtypes from the disk cache at every import
-# (~7 ms of a warm start), though cached kernels contain their gemm already.
+# (4-7 ms of a warm start), though cached kernels contain their gemm already.
 @register_jitable
 def gemm(trans_a, trans_b, m, n, k, alpha, a_ptr, lda, b_ptr, ldb, beta, c_ptr, ldc, scratch, fscratch):
     """Row-major ``C = alpha * op(A) @ op(B) + beta * C`` on raw pointers.
