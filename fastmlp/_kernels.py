@@ -13,6 +13,7 @@ from numba import njit
 
 from fastmlp._blas import NO_TRANS, TRANS, cast_like, gemm
 from fastmlp._exp import exp, exp_float32
+from fastmlp._prefetch import prefetch
 from fastmlp._sync import barrier
 from fastmlp._tiles import product, product_of_rows
 
@@ -305,6 +306,18 @@ def _gather(X, rows, r0, m, xb, w0):
         dst = xb[(w0 + i) * u0:(w0 + i + 1) * u0]
         for j in range(u0):
             dst[j] = src[j]
+
+
+@_jit
+def _prefetch_rows(Y, sw, rows, start, stop):
+    """Prefetch the targets (and sample weights) of batch positions ``start`` to ``stop``."""
+    if rows.size == 0:
+        return  # rows in order: the hardware prefetcher follows them
+    for i in range(start, stop):
+        r = rows[i]
+        prefetch(_addr(Y, r * Y.shape[1]))
+        if sw.size > 0:
+            prefetch(_addr(sw, r))
 
 
 @_jit
@@ -632,6 +645,9 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
             n_barriers += 1
         else:
             x_ptr = _addr(X, r0 * u0)
+        for p in range(part_lo, part_hi):
+            # The targets of this part's rows, needed after the first layer.
+            _prefetch_rows(Y, sw, rows, r0 + m * p // n_parts, r0 + m * (p + 1) // n_parts)
         for p in range(part_lo, part_hi):
             # Without a hidden layer, n_parts is 1 (the caller's rule): the
             # output activation (softmax) needs whole rows.
