@@ -42,8 +42,9 @@ MIN_THREADED_INPUTS = 256
 MIN_THREADED_FLOPS = 4_000_000
 
 #: Matrix products of the kernels through fastmlp's register tiles (True) or
-#: BLAS gemm only (False). None: tiles where the CPU has 512-bit vectors
-#: (AVX-512), where they were measured 1.3-2x faster than OpenBLAS on the
-#: first layer's products; see :mod:`fastmlp._tiles`. Either way the results
-#: agree to rounding; a given setting gives the same bits on every run.
+#: BLAS gemm only (False). None: tiles where the CPU has AVX-512, or AVX2 with
+#: FMA (measured faster than OpenBLAS on the first layer's products of a
+#: mini-batch on both: 1.3-2x on an Intel Xeon, 1.1-2x on an AMD EPYC); see
+#: :mod:`fastmlp._tiles`. Either way the results agree to rounding; a given
+#: setting gives the same bits on every run.
 TILED_PRODUCTS = None
