@@ -655,9 +655,6 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
         else:
             x_ptr = _addr(X, r0 * u0)
         for p in range(part_lo, part_hi):
-            # The targets of this part's rows, needed after the first layer.
-            _prefetch_rows(Y, sw, rows, r0 + m * p // n_parts, r0 + m * (p + 1) // n_parts)
-        for p in range(part_lo, part_hi):
             # Without a hidden layer, n_parts is 1 (the caller's rule): the
             # output activation (softmax) needs whole rows.
             c_lo = _cut(u1, p, n_parts, align)
@@ -679,6 +676,9 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
         for p in range(part_lo, part_hi):
             lo = m * p // n_parts
             mp = m * (p + 1) // n_parts - lo
+            # The targets of this part's rows, for the output delta after the
+            # later layers (fetched earlier, the first layer's stream evicted them).
+            _prefetch_rows(Y, sw, rows, r0 + lo, r0 + lo + mp)
             for layer in range(1, n_layers):
                 act = out_act if layer == n_layers - 1 else hidden_act
                 a_ptr = _addr(acts, _output_offset_of(units, layer - 1, batch_size)
