@@ -12,10 +12,11 @@ The tile's width follows the CPU's registers: with AVX-512 (32 registers of
 64 bytes) 6 rows x 4 vectors, 24 sums; with AVX2 and FMA (16 registers of 32
 bytes) 6 rows x 2 vectors, 12 sums (the 6 x 16 float32 shape of OpenBLAS's
 own Haswell kernel). Measured, one core, float32, first-layer shapes at batch
-32 / 128 / 512: Intel Xeon (AVX-512) forward 1.3-2x and weight gradient
-1.4-1.6x OpenBLAS (145-170 GFLOP/s); AMD EPYC (Zen 3, AVX2) forward 72-85
-against OpenBLAS's 38-84 GFLOP/s, weight gradient 68-92 against 66-76 (large
-products: 96). Either way float64 runs at about half the float32 rate, as in BLAS.
+32 / 128 / 512 (rows scattered in X, in cache): Intel Xeon (AVX-512) forward
+1.3-2x and weight gradient 1.4-1.6x OpenBLAS (145-170 GFLOP/s); AMD EPYC
+(Zen 3, AVX2) forward 86-98 against OpenBLAS's 48-85 GFLOP/s, weight gradient
+86-94 against 66-76 (OpenBLAS on large products: 96). Either way float64
+runs at about half the float32 rate, as in BLAS.
 
 The tile is written in LLVM IR (vector loads, ``llvm.fma`` on whole
 vectors, the sums held in registers through the loop): Numba's own loops
