@@ -28,9 +28,9 @@ SGD, ADAM = 0, 1
 # loops such as the logistic activation from vectorising (measured 4x slower).
 # The entry points are cached dispatchers; the helpers they call are compiled
 # into them (register_jitable), typed with their call sites' non-literal
-# argument types: as dispatchers, a call passing a constant (layer 0, beta 0.0)
-# compiled a version of its own, and a fit's cold compile took 16-18 s instead
-# of 15-17 s.
+# argument types: as dispatchers, each call passing a constant (layer 0, beta
+# 0.0) compiled a version of its own, and a fit's cold compile took 19.5-20.9 s
+# instead of 15.8-16.3 s.
 _kernel = njit(cache=True, nogil=True, error_model="numpy")
 _jit = register_jitable(error_model="numpy")
 # The activations may also fuse a * b + c into one FMA (one rounding instead of
@@ -104,7 +104,7 @@ def _activate(z, zo, m, u, ld, params, bo, act):
 
 @_jit_fma
 def _logistic_of_negated(v):
-    """``v = 1 / (1 + exp(v))``: the logistic of ``-v``, in place (the values of :func:`_activate`)."""
+    """``v = 1 / (1 + exp(v))``, in place: the logistic of ``-v`` (see :func:`_activate`)."""
     one = cast_like(v, 1.0)
     if v.itemsize == 4:
         for j in range(v.size):
