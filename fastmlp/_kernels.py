@@ -14,6 +14,7 @@ from numba.extending import register_jitable
 
 from fastmlp._blas import NO_TRANS, TRANS, cast_like, gemm
 from fastmlp._exp import exp, exp_float32
+from fastmlp._mt19937 import shuffle
 from fastmlp._prefetch import prefetch
 from fastmlp._sync import barrier
 from fastmlp._tiles import product, product_of_rows
@@ -579,8 +580,9 @@ def _output_offset_of(units, layer, cap):
 def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start, b_stop,
                   params, units, coff, ioff, hidden_act, out_act, loss_kind, alpha,
                   opt_kind, hyper, s1, s2, step, xb, acts, deltas, gbufs, first, iscrs, fscrs,
-                  tiled, loss_sum, part_lo, part_hi, n_parts, sync, n_threads, partials):
-    """Run mini-batches ``b_start`` to ``b_stop`` of an epoch: forward, backward, update.
+                  tiled, loss_sum, n_epochs, mt_key, mt_pos, stop_rule, epoch_losses,
+                  part_lo, part_hi, n_parts, sync, n_threads, partials):
+    """Run mini-batches ``b_start`` to ``b_stop`` of an epoch, or whole epochs: forward, backward, update.
 
     Batch b covers positions ``[b * batch_size, min((b + 1) * batch_size, n_rows))``
     of ``rows`` (sample indices in epoch order) or, when ``rows`` is empty, the
@@ -603,6 +605,17 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
 
     ``loss_sum`` is the running sum carried over from the previous call of the
     epoch, so the epoch's loss is summed in batch order however it is chunked.
+
+    With ``n_epochs`` > 0 the call instead runs up to ``n_epochs`` whole
+    epochs (``b_start`` 0, ``b_stop`` all batches), each from a loss sum of 0,
+    writing epoch e's mean loss (sklearn's ``loss_``) to ``epoch_losses[e]``.
+    Each epoch starts by shuffling ``rows`` in place with the MT19937 state
+    ``mt_key``, ``mt_pos`` (:func:`fastmlp._mt19937.shuffle`: scikit-learn's
+    order) unless ``mt_key`` is empty. After each epoch it applies
+    scikit-learn's no-improvement rule (without early stopping) to the state
+    ``stop_rule = [best_loss, count, tol, n_iter_no_change]`` (a local copy;
+    the caller replays the rule on the returned losses) and returns after the
+    epoch where the count exceeds ``n_iter_no_change``.
     ``tiled`` selects fastmlp's register tiles over BLAS for the products of
     the forward pass and the weight gradients (:func:`fastmlp._tiles.product`).
 
@@ -612,7 +625,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
         ``loss_sum`` plus, over the batches, batch loss times batch length
         (sklearn's ``accumulated_loss``).
     n_done : int
-        Number of batches run; -1 if another thread gave up.
+        Number of batches run (over all epochs); -1 if another thread gave up.
     """
     n_layers = units.size - 1
     k = units[n_layers]
@@ -631,95 +644,127 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     lr_t = 0.0
     t0 = step[0]
     n_barriers = 0
-    n_done = b_stop - b_start
-    for b in range(b_start, b_stop):
-        r0 = b * batch_size
-        m = min(batch_size, n_rows - r0)
-        if opt_kind == ADAM:
-            t = t0 + b - b_start + 1
-            lr_t = hyper[6] * np.sqrt(1.0 - hyper[4] ** t) / (1.0 - hyper[3] ** t)
-        if direct:
-            # Each thread takes all the batch's row addresses: nothing to share, no barrier.
-            for i in range(m):
-                x_rows[i] = _addr(X, rows[r0 + i] * u0)
-            x_ptr = _addr(xb, 0)
-        elif gathered:
+    n_done = 0
+    stopped = False
+    best_loss = stop_rule[0]
+    no_improvement = stop_rule[1]
+    for e in range(max(n_epochs, 1)):
+        if n_epochs > 0:
+            loss_sum = 0.0
+            if mt_key.size > 0:
+                if part_lo == 0:
+                    shuffle(rows, mt_key, mt_pos)
+                if not barrier(sync, n_threads, n_barriers):
+                    n_done = -1
+                    stopped = True
+                    break
+                n_barriers += 1
+        for b in range(b_start, b_stop):
+            r0 = b * batch_size
+            m = min(batch_size, n_rows - r0)
+            if opt_kind == ADAM:
+                t = t0 + n_done + 1
+                lr_t = hyper[6] * np.sqrt(1.0 - hyper[4] ** t) / (1.0 - hyper[3] ** t)
+            if direct:
+                # Each thread takes all the batch's row addresses: nothing to share, no barrier.
+                for i in range(m):
+                    x_rows[i] = _addr(X, rows[r0 + i] * u0)
+                x_ptr = _addr(xb, 0)
+            elif gathered:
+                for p in range(part_lo, part_hi):
+                    lo = m * p // n_parts
+                    _gather(X, rows, r0 + lo, m * (p + 1) // n_parts - lo, xb, lo)
+                x_ptr = _addr(xb, 0)
+                if not barrier(sync, n_threads, n_barriers):
+                    n_done = -1
+                    stopped = True
+                    break
+                n_barriers += 1
+            else:
+                x_ptr = _addr(X, r0 * u0)
             for p in range(part_lo, part_hi):
-                lo = m * p // n_parts
-                _gather(X, rows, r0 + lo, m * (p + 1) // n_parts - lo, xb, lo)
-            x_ptr = _addr(xb, 0)
+                # Without a hidden layer, n_parts is 1 (the caller's rule): the
+                # output activation (softmax) needs whole rows.
+                c_lo = _cut(u1, p, n_parts, align)
+                c_hi = _cut(u1, p + 1, n_parts, align)
+                if direct:
+                    product_of_rows(NO_TRANS, m, c_hi - c_lo, u0, x_rows[:m], 0,
+                                    _addr(first[0], u0 * c_lo), c_hi - c_lo,
+                                    _addr(acts, c_lo), u1, False, fscrs[p])
+                    _activate(acts, c_lo, m, c_hi - c_lo, u1, params, ioff[0] + c_lo,
+                              hidden_act if n_layers > 1 else out_act)
+                else:
+                    _layer_forward(0, x_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, c_lo, c_hi,
+                                   first[0], u0 * c_lo, c_hi - c_lo, params, units, ioff,
+                                   hidden_act if n_layers > 1 else out_act, acts, batch_size,
+                                   iscrs[p], fscrs[p], tiled)
             if not barrier(sync, n_threads, n_barriers):
                 n_done = -1
+                stopped = True
                 break
-            n_barriers += 1
+            for p in range(part_lo, part_hi):
+                lo = m * p // n_parts
+                mp = m * (p + 1) // n_parts - lo
+                # The targets of this part's rows, for the output delta after the
+                # later layers (fetched earlier, the first layer's stream evicted them).
+                _prefetch_rows(Y, sw, rows, r0 + lo, r0 + lo + mp)
+                for layer in range(1, n_layers):
+                    act = out_act if layer == n_layers - 1 else hidden_act
+                    a_ptr = _addr(acts, _output_offset_of(units, layer - 1, batch_size)
+                                  + lo * units[layer])
+                    _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0 + lo, mp, lo, 0,
+                                   units[layer + 1], params, coff[layer], units[layer + 1], params,
+                                   units, ioff, act, acts, batch_size, iscrs[p], fscrs[p], tiled)
+                loss, wsum = _output_delta(acts, out_off + lo * k, deltas, out_off + lo * k, mp, k,
+                                           Y, sw, rows, r0 + lo, loss_kind)
+                _backward_deltas(acts, deltas, mp, lo, params, units, coff, hidden_act,
+                                 batch_size, iscrs[p], fscrs[p])
+                # NaN or inf in X ends the call as a non-finite loss would (the
+                # estimator then reports the input, not a divergence).
+                if _rows_nonfinite(X, Xdata, Xptr, rows, r0 + lo, mp):
+                    loss = np.nan
+                partials[p, 0] = loss
+                partials[p, 1] = wsum
+            if not barrier(sync, n_threads, n_barriers + 1):
+                n_done = -1
+                stopped = True
+                break
+            wsum = 0.0
+            for p in range(n_parts):
+                wsum += partials[p, 1]
+            for p in range(part_lo, part_hi):
+                partials[p, 2] = _update_part(p, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0,
+                                              m, params, units, coff, ioff, alpha, wsum, opt_kind,
+                                              hyper, s1, s2, lr_t, acts, deltas, gbufs[p], first,
+                                              batch_size, iscrs[p], fscrs[p], tiled, x_rows[:m])
+            if not barrier(sync, n_threads, n_barriers + 2):
+                n_done = -1
+                stopped = True
+                break
+            n_barriers += 3
+            loss = 0.0
+            ssq = 0.0
+            for p in range(n_parts):
+                loss += partials[p, 0]
+                ssq += partials[p, 2]
+            batch_loss = loss / wsum + 0.5 * alpha * ssq / wsum
+            loss_sum += batch_loss * m
+            n_done += 1
+            if not np.isfinite(batch_loss):
+                stopped = True
+                break
+        if stopped or n_epochs == 0:
+            break
+        epoch_loss = loss_sum / n_rows
+        epoch_losses[e] = epoch_loss
+        # scikit-learn's _update_no_improvement_count (without early stopping).
+        if epoch_loss > best_loss - stop_rule[2]:
+            no_improvement += 1.0
         else:
-            x_ptr = _addr(X, r0 * u0)
-        for p in range(part_lo, part_hi):
-            # Without a hidden layer, n_parts is 1 (the caller's rule): the
-            # output activation (softmax) needs whole rows.
-            c_lo = _cut(u1, p, n_parts, align)
-            c_hi = _cut(u1, p + 1, n_parts, align)
-            if direct:
-                product_of_rows(NO_TRANS, m, c_hi - c_lo, u0, x_rows[:m], 0,
-                                _addr(first[0], u0 * c_lo), c_hi - c_lo,
-                                _addr(acts, c_lo), u1, False, fscrs[p])
-                _activate(acts, c_lo, m, c_hi - c_lo, u1, params, ioff[0] + c_lo,
-                          hidden_act if n_layers > 1 else out_act)
-            else:
-                _layer_forward(0, x_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, c_lo, c_hi,
-                               first[0], u0 * c_lo, c_hi - c_lo, params, units, ioff,
-                               hidden_act if n_layers > 1 else out_act, acts, batch_size,
-                               iscrs[p], fscrs[p], tiled)
-        if not barrier(sync, n_threads, n_barriers):
-            n_done = -1
-            break
-        for p in range(part_lo, part_hi):
-            lo = m * p // n_parts
-            mp = m * (p + 1) // n_parts - lo
-            # The targets of this part's rows, for the output delta after the
-            # later layers (fetched earlier, the first layer's stream evicted them).
-            _prefetch_rows(Y, sw, rows, r0 + lo, r0 + lo + mp)
-            for layer in range(1, n_layers):
-                act = out_act if layer == n_layers - 1 else hidden_act
-                a_ptr = _addr(acts, _output_offset_of(units, layer - 1, batch_size)
-                              + lo * units[layer])
-                _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0 + lo, mp, lo, 0,
-                               units[layer + 1], params, coff[layer], units[layer + 1], params,
-                               units, ioff, act, acts, batch_size, iscrs[p], fscrs[p], tiled)
-            loss, wsum = _output_delta(acts, out_off + lo * k, deltas, out_off + lo * k, mp, k,
-                                       Y, sw, rows, r0 + lo, loss_kind)
-            _backward_deltas(acts, deltas, mp, lo, params, units, coff, hidden_act,
-                             batch_size, iscrs[p], fscrs[p])
-            # NaN or inf in X ends the call as a non-finite loss would (the
-            # estimator then reports the input, not a divergence).
-            if _rows_nonfinite(X, Xdata, Xptr, rows, r0 + lo, mp):
-                loss = np.nan
-            partials[p, 0] = loss
-            partials[p, 1] = wsum
-        if not barrier(sync, n_threads, n_barriers + 1):
-            n_done = -1
-            break
-        wsum = 0.0
-        for p in range(n_parts):
-            wsum += partials[p, 1]
-        for p in range(part_lo, part_hi):
-            partials[p, 2] = _update_part(p, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0,
-                                          m, params, units, coff, ioff, alpha, wsum, opt_kind,
-                                          hyper, s1, s2, lr_t, acts, deltas, gbufs[p], first,
-                                          batch_size, iscrs[p], fscrs[p], tiled, x_rows[:m])
-        if not barrier(sync, n_threads, n_barriers + 2):
-            n_done = -1
-            break
-        n_barriers += 3
-        loss = 0.0
-        ssq = 0.0
-        for p in range(n_parts):
-            loss += partials[p, 0]
-            ssq += partials[p, 2]
-        batch_loss = loss / wsum + 0.5 * alpha * ssq / wsum
-        loss_sum += batch_loss * m
-        if not np.isfinite(batch_loss):
-            n_done = b - b_start + 1
+            no_improvement = 0.0
+        if epoch_loss < best_loss:
+            best_loss = epoch_loss
+        if no_improvement > stop_rule[3]:
             break
     for p in range(part_lo, part_hi):
         _first_layer_blocks(params, s1, s2, first, u0, u1, _cut(u1, p, n_parts, align),

@@ -16,6 +16,13 @@ from fastmlp._fpenv import subnormals_flushed
 
 BACKENDS = ("numba", "numpy")
 
+# Empty arguments of the kernel's unused features (shared: the kernel never writes them).
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_KEY = np.empty(0, dtype=np.uint32)
+_NO_POS = np.zeros(1, dtype=np.int64)
+_NO_RULE = np.array([np.inf, 0.0, 0.0, 0.0])
+_NO_LOSSES = np.empty(0, dtype=np.float64)
+
 
 def as_compute_arrays(X, dtype):
     """Put X in the layout the kernels read, copying only when necessary.
@@ -139,18 +146,70 @@ class NumbaTrainer:
         loss_sum : float
         n_done : int
         """
+        return self._call(params, optimizer, rows, b_start, b_stop, alpha, loss_sum, 0,
+                          _NO_KEY, _NO_POS, _NO_RULE, _NO_LOSSES)
+
+    def run_epochs(self, params, optimizer, rows, n_epochs, alpha, mt_state, stop_rule):
+        """Run up to ``n_epochs`` whole epochs in one compiled call.
+
+        Each epoch first shuffles ``rows`` in place as
+        ``RandomState.shuffle`` would (scikit-learn's epoch order), then runs
+        all its batches; the call returns early after an epoch where
+        scikit-learn's no-improvement rule says to stop, or at a non-finite
+        batch loss.
+
+        Parameters
+        ----------
+        params : ndarray
+            Flat parameters, updated in place.
+        optimizer : fastmlp.optimizers.SGD or fastmlp.optimizers.Adam
+            Optimizer whose state is updated in place.
+        rows : ndarray of int64 or None
+            Sample indices in the previous epoch's order, shuffled in place;
+            None for the rows of X in order (no shuffling).
+        n_epochs : int
+            Most epochs to run (at least 1).
+        alpha : float
+            L2 penalty.
+        mt_state : tuple (key, pos) or None
+            MT19937 state words (uint32, 624) and position, advanced in place;
+            None when ``rows`` is None.
+        stop_rule : sequence of 4 floats
+            ``(best_loss, no_improvement_count, tol, n_iter_no_change)``.
+
+        Returns
+        -------
+        epoch_losses : ndarray of float64
+            Mean loss of each epoch run to its end with a finite loss.
+        diverged : bool
+            Whether the call stopped at a non-finite batch loss (in the epoch
+            after those).
+        """
+        key, pos = (_NO_KEY, _NO_POS) if mt_state is None else mt_state
+        losses = np.zeros(n_epochs)
+        n_batches = -(-self.n_samples // self.batch_size) if rows is None else \
+            -(-rows.shape[0] // self.batch_size)
+        loss_sum, n_done = self._call(params, optimizer, rows, 0, n_batches, alpha, 0.0,
+                                      n_epochs, key, pos,
+                                      np.asarray(stop_rule, dtype=np.float64), losses)
+        # A non-finite batch loss stops the call with the loss sum of its epoch non-finite.
+        return losses[:n_done // n_batches], not np.isfinite(loss_sum)
+
+    def _call(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum, n_epochs,
+              mt_key, mt_pos, stop_rule, epoch_losses):
         from fastmlp import _kernels
 
         hidden, out, loss = self.network.codes
         n_rows = self.n_samples if rows is None else rows.shape[0]
-        rows = np.empty(0, dtype=np.int64) if rows is None else rows
+        rows = _NO_ROWS if rows is None else rows
         hyper, s1, s2, step = optimizer.kernel_state()
         ws = self.ws
         args = (*self.X, self.Y, self.sw, rows, n_rows, self.batch_size, b_start, b_stop,
                 params, self.network.units, self.network.coef_offsets,
                 self.network.intercept_offsets, hidden, out, loss, float(alpha),
                 optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas, ws.gbufs,
-                ws.first, ws.iscrs, ws.fscrs, tiled_products(), float(loss_sum))
+                ws.first, ws.iscrs, ws.fscrs, tiled_products(), float(loss_sum),
+                n_epochs, mt_key, mt_pos, stop_rule, epoch_losses)
         n_parts = ws.n_parts
         n_threads = self.threads_for_run()
         if n_threads == 1 or n_parts % n_threads:

@@ -305,16 +305,19 @@ def test_failure_during_training_restores_in_place_state(monkeypatch, method, so
 
     def failing_trainer(*args, **kwargs):
         trainer = make_trainer(*args, **kwargs)
-        run = trainer.run
+        # Compiled calls of batches (run) and of whole epochs (run_epochs, after
+        # the first epoch of a fit): the fourth fails, some epochs in.
+        for name in ("run", "run_epochs"):
+            setattr(trainer, name, _then_fail(getattr(trainer, name)))
+        return trainer
 
+    def _then_fail(run):
         def run_then_fail(*a, **k):
             calls["n"] += 1
-            if calls["n"] > 5:
+            if calls["n"] > 3:
                 raise _Boom("simulated failure in the middle of training")
             return run(*a, **k)
-
-        trainer.run = run_then_fail
-        return trainer
+        return run_then_fail
 
     monkeypatch.setattr(backends, "make_trainer", failing_trainer)
     with pytest.raises(_Boom):

@@ -38,11 +38,15 @@ DIVERGING = {
 
 
 class _Recorder:
-    """Wraps every trainer's ``run`` to record the parameters before each compiled call."""
+    """Wraps every trainer's compiled calls to record the parameters before each one.
+
+    Calls of batches within an epoch (``run``) and, on the numba backend, of
+    whole epochs (``run_epochs``).
+    """
 
     def __init__(self, monkeypatch):
         self.starts = []
-        self.results = []
+        self.results = []  # per call: whether it ended non-finite
         make_trainer = backends.make_trainer
 
         def recording_make_trainer(*args, **kwargs):
@@ -52,19 +56,28 @@ class _Recorder:
             def recording_run(params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
                 self.starts.append(params.copy())
                 loss_sum, n_done = run(params, optimizer, rows, b_start, b_stop, alpha, loss_sum)
-                self.results.append((loss_sum, n_done, b_stop - b_start,
-                                     bool(np.isfinite(params).all())))
+                self.results.append(n_done < b_stop - b_start or not np.isfinite(loss_sum)
+                                    or not np.isfinite(params).all())
                 return loss_sum, n_done
 
             trainer.run = recording_run
+            if hasattr(trainer, "run_epochs"):
+                run_epochs = trainer.run_epochs
+
+                def recording_run_epochs(params, *args):
+                    self.starts.append(params.copy())
+                    losses, diverged = run_epochs(params, *args)
+                    self.results.append(diverged or not np.isfinite(params).all())
+                    return losses, diverged
+
+                trainer.run_epochs = recording_run_epochs
             return trainer
 
         monkeypatch.setattr(backends, "make_trainer", recording_make_trainer)
 
     def diverged(self):
         """Whether each recorded call ended non-finite."""
-        return [n_done < n_asked or not np.isfinite(loss_sum) or not params_finite
-                for loss_sum, n_done, n_asked, params_finite in self.results]
+        return self.results
 
 
 def _flat(est):

@@ -150,15 +150,17 @@ def test_interrupt_between_kernel_and_bookkeeping_keeps_state_consistent(monkeyp
 
     def recording_make_trainer(*args, **kwargs):
         trainer = make_trainer(*args, **kwargs)
-        run = trainer.run
+        # Calls of batches within an epoch (run) and of whole epochs (run_epochs).
+        for name in ("run", "run_epochs"):
+            setattr(trainer, name, _recording(getattr(trainer, name)))
+        return trainer
 
+    def _recording(run):
         def recording_run(params, optimizer, *rest):
             starts.append(params.copy())
             steps.append(optimizer.t)
             return run(params, optimizer, *rest)
-
-        trainer.run = recording_run
-        return trainer
+        return recording_run
 
     sync = Adam.sync_from_kernel
     calls = {"n": 0}

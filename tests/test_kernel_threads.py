@@ -133,7 +133,9 @@ def test_a_failing_thread_makes_the_others_give_up(split_small_networks):
     args = (*trainer.X, trainer.Y, trainer.sw, np.arange(X.shape[0]), X.shape[0], 16, 0, 5,
             params, network.units, network.coef_offsets, network.intercept_offsets, hidden, out,
             loss, 1e-3, optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas,
-            ws.gbufs, ws.first, ws.iscrs, ws.fscrs, backends.tiled_products(), 0.0)
+            ws.gbufs, ws.first, ws.iscrs, ws.fscrs, backends.tiled_products(), 0.0,
+            0, np.empty(0, np.uint32), np.zeros(1, np.int64), np.array([np.inf, 0, 0, 0]),
+            np.empty(0))  # not whole epochs: no shuffle, stop rule or epoch losses
 
     def kernel(*call):
         part_lo = call[len(args)]

@@ -94,35 +94,42 @@ def test_early_stopping_copies_only_the_validation_rows(data):
     assert peak <= 0.25 * X.nbytes
 
 
-def test_memory_does_not_grow_across_epochs(data, monkeypatch):
+@pytest.mark.parametrize("per_call", ["3 batches", "2 epochs"])
+def test_memory_does_not_grow_across_epochs(data, monkeypatch, per_call):
     X, y = data
     X = X[:5000]
     y = y[:5000]
+    # Calls of a few batches each, or (after the first epoch) of two whole epochs.
+    from fastmlp import estimators
+
+    monkeypatch.setattr(estimators._ChunkSizer, "_target",
+                        lambda self, rate: 3 if per_call == "3 batches" else 2 * self.n_batches)
     # Traced memory in use at the start of every compiled call, epoch after epoch.
     in_use = []
     make_trainer = backends.make_trainer
 
     def recording_make_trainer(*args, **kwargs):
         trainer = make_trainer(*args, **kwargs)
-        run = trainer.run
+        for name in ("run", "run_epochs"):
+            setattr(trainer, name, _recording(getattr(trainer, name)))
+        return trainer
 
+    def _recording(run):
         def recording_run(*a, **k):
             in_use.append(tracemalloc.get_traced_memory()[0])
             return run(*a, **k)
-
-        trainer.run = recording_run
-        return trainer
+        return recording_run
 
     monkeypatch.setattr(backends, "make_trainer", recording_make_trainer)
     peak_short, _ = _traced_peak(lambda: _fit(X, y, max_iter=1, batch_size=500))
     calls_per_epoch = len(in_use)
     in_use.clear()
-    peak_long, est = _traced_peak(lambda: _fit(X, y, max_iter=6, batch_size=500))
-    assert est.n_iter_ == 6
-    later_epochs = in_use[calls_per_epoch:]
-    assert len(later_epochs) >= 5
+    peak_long, est = _traced_peak(lambda: _fit(X, y, max_iter=12, batch_size=500))
+    assert est.n_iter_ == 12
+    later_calls = in_use[calls_per_epoch:]
+    assert len(later_calls) >= 5
     # Only loss_curve_ grows (one float per epoch).
-    assert max(later_epochs) - min(later_epochs) <= 64 * 1024, np.ptp(later_epochs)
+    assert max(later_calls) - min(later_calls) <= 64 * 1024, np.ptp(later_calls)
     assert abs(peak_long - peak_short) <= 64 * 1024, (peak_short, peak_long)
 
 

@@ -1,0 +1,120 @@
+"""Whole epochs in one compiled call give the fit that one call per epoch gives, to the bit.
+
+Short epochs run several to a call (``_FastMLPMixin._run_epochs``): the kernel
+shuffles with a copy of the RandomState and applies scikit-learn's
+no-improvement rule itself. Against the same fit with one epoch per call
+(shuffled by ``RandomState.shuffle`` in Python), every fitted attribute, the
+optimizer's state and the random state must be identical; the trajectory
+tests compare both with scikit-learn.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from fastmlp import FastMLPClassifier, FastMLPRegressor, backends, config, estimators
+
+RNG = np.random.RandomState(0)
+X = RNG.randn(300, 12)
+Y_CLS = (X[:, :3].sum(axis=1) > 0).astype(int) + (X[:, 3] > 1)
+Y_REG = X @ RNG.randn(12)
+
+STALL = dict(tol=1e3, n_iter_no_change=1)
+SETTINGS = {
+    "sgd": dict(solver="sgd", learning_rate_init=0.05),
+    "sgd-stall": dict(solver="sgd", learning_rate_init=0.05, **STALL),  # stops after epoch 3
+    "sgd-adaptive-stall": dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.05,
+                               **STALL),  # lr / 5 after epochs 3, 5, 7, ...
+    "adam": dict(solver="adam", learning_rate_init=0.01),
+    "adam-stall": dict(solver="adam", learning_rate_init=0.01, tol=1e3, n_iter_no_change=2),
+    "sgd-no-shuffle": dict(solver="sgd", learning_rate_init=0.05, shuffle=False),
+}
+ATTRS = ["coefs_", "intercepts_", "loss_", "loss_curve_", "n_iter_", "t_", "best_loss_",
+         "_no_improvement_count"]
+
+
+def _fit(est, y, many, monkeypatch, sample_weight=None):
+    calls = {"run": 0, "run_epochs": 0}
+    make_trainer = backends.make_trainer
+
+    def counting_make_trainer(*args, **kwargs):
+        trainer = make_trainer(*args, **kwargs)
+        for name in calls:
+            if hasattr(trainer, name):
+                setattr(trainer, name, _counting(name, getattr(trainer, name)))
+        return trainer
+
+    def _counting(name, run):
+        def counted(*a, **k):
+            calls[name] += 1
+            return run(*a, **k)
+        return counted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(backends, "make_trainer", counting_make_trainer)
+        if not many:
+            patch.setattr(estimators._FastMLPMixin, "_many_epochs_per_call",
+                          lambda self, incremental, early_stopping: False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y, sample_weight=sample_weight)
+    return calls
+
+
+def _assert_identical(a, b):
+    for name in ATTRS:
+        va, vb = getattr(a, name), getattr(b, name)
+        if isinstance(va, list) and va and isinstance(va[0], np.ndarray):
+            for x, y in zip(va, vb):
+                np.testing.assert_array_equal(x, y, err_msg=name)
+        else:
+            np.testing.assert_array_equal(va, vb, err_msg=name)
+    assert vars(a._optimizer).keys() == vars(b._optimizer).keys()
+    for key, value in vars(a._optimizer).items():
+        np.testing.assert_array_equal(value, getattr(b._optimizer, key), err_msg=key)
+    sa, sb = a._random_state.get_state(), b._random_state.get_state()
+    np.testing.assert_array_equal(sa[1], sb[1])
+    assert sa[2:] == sb[2:]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("setting", sorted(SETTINGS))
+def test_many_epochs_per_call_equal_one(monkeypatch, setting, weighted, dtype):
+    sw = np.random.RandomState(1).uniform(0.5, 2.0, X.shape[0]) if weighted else None
+    params = dict(hidden_layer_sizes=(9,), activation="logistic", batch_size=32, max_iter=12,
+                  random_state=0, dtype=dtype, **SETTINGS[setting])
+    many, one = FastMLPClassifier(**params), FastMLPClassifier(**params)
+    calls_many = _fit(many, Y_CLS, True, monkeypatch, sw)
+    calls_one = _fit(one, Y_CLS, False, monkeypatch, sw)
+    assert calls_many["run_epochs"] > 0 and calls_one["run_epochs"] == 0
+    assert calls_many["run"] + calls_many["run_epochs"] < calls_one["run"]
+    _assert_identical(many, one)
+
+
+def test_stall_settings_stop_inside_a_call(monkeypatch):
+    # Guard: the kernel's own stop (after epoch 3 of a call that could run 11).
+    est = FastMLPClassifier((9,), activation="logistic", batch_size=32, max_iter=12,
+                            random_state=0, **SETTINGS["sgd-stall"])
+    monkeypatch.setattr(estimators._ChunkSizer, "_target", lambda self, rate: 100 * self.n_batches)
+    calls = _fit(est, Y_CLS, True, monkeypatch)
+    assert est.n_iter_ == 3 and calls["run_epochs"] == 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_split_network_in_threads(monkeypatch, threads):
+    # Batches split into parts (a bigger network's path), run in one or two
+    # threads: the part that shuffles and the others meet at a barrier per epoch.
+    monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
+    monkeypatch.setattr(config, "MIN_THREADED_FLOPS", 0)
+    from fastmlp import _threads
+
+    monkeypatch.setattr(_threads, "cores_for_fit", lambda: threads)
+    params = dict(hidden_layer_sizes=(40, 9), activation="logistic", batch_size=32, max_iter=8,
+                  random_state=0, solver="adam", learning_rate_init=0.01)
+    many, one = FastMLPRegressor(**params), FastMLPRegressor(**params)
+    calls = _fit(many, Y_REG, True, monkeypatch)
+    _fit(one, Y_REG, False, monkeypatch)
+    assert calls["run_epochs"] > 0
+    _assert_identical(many, one)
