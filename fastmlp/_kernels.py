@@ -339,13 +339,29 @@ def _has_nonfinite(v):
     return bad
 
 
+@_jit
+def _block_nonfinite(z, zo, m, n, ld):
+    """Whether m rows of n values at ``z[zo:]``, ``ld`` apart, hold NaN or inf."""
+    if ld == n:
+        return _has_nonfinite(z[zo:zo + m * n])
+    bad = False
+    for i in range(m):
+        bad |= _has_nonfinite(z[zo + i * ld:zo + i * ld + n])
+    return bad
+
+
 @_kernel
 def _rows_nonfinite(X, Xdata, Xptr, rows, r0, m):
     """Whether rows ``r0`` to ``r0 + m`` of the batch (``rows`` order, or X's) hold NaN or inf.
 
     The kernels check X as they train instead of scikit-learn's separate pass
-    over all of it (11 ms per MNIST epoch at memory bandwidth): here the rows
-    are in cache, having just been multiplied (~4 us per 64 rows of 784).
+    over all of it (11 ms per MNIST epoch at memory bandwidth), and only the
+    rows of a batch whose first-layer products are not finite: NaN or inf in
+    a row makes every product of it NaN or inf (``x * w`` is for any w, 0
+    included, and no finite term undoes it), so finite products clear the
+    rows at the cost of checking u1 values per row instead of u0 (MNIST: 128
+    instead of 784; ~7 us per batch and thread). Products can also overflow
+    with finite rows: then this exact check decides.
     """
     bad = False
     for i in range(m):
@@ -359,8 +375,11 @@ def _rows_nonfinite(X, Xdata, Xptr, rows, r0, m):
 
 @_jit
 def _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, w0, c_lo, c_hi, weights, wo,
-                   ldw, params, units, ioff, act, acts, cap, iscr, fscr, tiled):
+                   ldw, params, units, ioff, act, acts, cap, iscr, fscr, tiled, check):
     """Units ``c_lo`` to ``c_hi`` of one layer for m rows: product, bias and activation.
+
+    With ``check``, returns whether the products (before bias and activation)
+    hold NaN or inf (see :func:`_rows_nonfinite`); else False.
 
     The input rows start at address ``a_ptr`` (``units[layer]`` values each), or
     are rows ``r0`` to ``r0 + m`` of the CSR matrix for a sparse first layer.
@@ -389,7 +408,9 @@ def _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, w0, c_lo, c_hi,
     else:
         product(NO_TRANS, m, n, u_in, a_ptr, u_in, _addr(weights, wo), ldw, _addr(acts, z),
                 u_out, False, tiled, iscr, fscr)
+    bad = check and _block_nonfinite(acts, z, m, n, u_out)
     _activate(acts, z, m, n, u_out, params, ioff[layer] + c_lo, act)
+    return bad
 
 
 @_jit
@@ -412,7 +433,7 @@ def _forward(X, Xdata, Xind, Xptr, rows, r0, m, params, units, coff, ioff,
         act = out_act if layer == n_layers - 1 else hidden_act
         _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, 0, units[layer + 1],
                        params, coff[layer], units[layer + 1], params, units, ioff, act, acts,
-                       cap, iscr, fscr, tiled)
+                       cap, iscr, fscr, tiled, False)
         a_ptr = _addr(acts, _output_offset_of(units, layer, cap))
     return x_ptr
 
@@ -682,6 +703,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                 n_barriers += 1
             else:
                 x_ptr = _addr(X, r0 * u0)
+            # Whether this thread's first-layer products hold NaN or inf (for all m rows).
+            nonfinite = False
             for p in range(part_lo, part_hi):
                 # Without a hidden layer, n_parts is 1 (the caller's rule): the
                 # output activation (softmax) needs whole rows.
@@ -691,13 +714,15 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                     product_of_rows(NO_TRANS, m, c_hi - c_lo, u0, x_rows[:m], 0,
                                     _addr(first[0], u0 * c_lo), c_hi - c_lo,
                                     _addr(acts, c_lo), u1, False, fscrs[p])
+                    nonfinite |= _block_nonfinite(acts, c_lo, m, c_hi - c_lo, u1)
                     _activate(acts, c_lo, m, c_hi - c_lo, u1, params, ioff[0] + c_lo,
                               hidden_act if n_layers > 1 else out_act)
                 else:
-                    _layer_forward(0, x_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, c_lo, c_hi,
-                                   first[0], u0 * c_lo, c_hi - c_lo, params, units, ioff,
-                                   hidden_act if n_layers > 1 else out_act, acts, batch_size,
-                                   iscrs[p], fscrs[p], tiled)
+                    nonfinite |= _layer_forward(
+                        0, x_ptr, Xdata, Xind, Xptr, rows, r0, m, 0, c_lo, c_hi, first[0],
+                        u0 * c_lo, c_hi - c_lo, params, units, ioff,
+                        hidden_act if n_layers > 1 else out_act, acts, batch_size, iscrs[p],
+                        fscrs[p], tiled, True)
             if not barrier(sync, n_threads, n_barriers):
                 n_done = -1
                 stopped = True
@@ -714,14 +739,16 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                                   + lo * units[layer])
                     _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0 + lo, mp, lo, 0,
                                    units[layer + 1], params, coff[layer], units[layer + 1], params,
-                                   units, ioff, act, acts, batch_size, iscrs[p], fscrs[p], tiled)
+                                   units, ioff, act, acts, batch_size, iscrs[p], fscrs[p], tiled,
+                                   False)
                 loss, wsum = _output_delta(acts, out_off + lo * k, deltas, out_off + lo * k, mp, k,
                                            Y, sw, rows, r0 + lo, loss_kind)
                 _backward_deltas(acts, deltas, mp, lo, params, units, coff, hidden_act,
                                  batch_size, iscrs[p], fscrs[p])
                 # NaN or inf in X ends the call as a non-finite loss would (the
-                # estimator then reports the input, not a divergence).
-                if _rows_nonfinite(X, Xdata, Xptr, rows, r0 + lo, mp):
+                # estimator then reports the input, not a divergence). Rows are
+                # checked only when the products say they may hold some.
+                if p == part_lo and nonfinite and _rows_nonfinite(X, Xdata, Xptr, rows, r0, m):
                     loss = np.nan
                 partials[p, 0] = loss
                 partials[p, 1] = wsum

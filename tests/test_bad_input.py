@@ -344,8 +344,9 @@ def test_failed_first_partial_fit_leaves_estimator_unfitted():
 
 # ---- NaN and inf found by the kernels while training -------------------------------------
 # The numba backend skips scikit-learn's separate pass over X for sgd and adam:
-# the kernels check each batch's rows as they train them (_kernels._rows_nonfinite)
-# and the estimator then reports the input with scikit-learn's message.
+# the kernels check each batch's rows whose first-layer products are not finite
+# (_kernels._rows_nonfinite) and the estimator then reports the input with
+# scikit-learn's message.
 
 X_BIG = RNG.rand(400, 4)
 Y_BIG = np.arange(400) % 3
@@ -379,8 +380,8 @@ def test_nonfinite_row_in_a_late_chunk_reported_and_model_unchanged(monkeypatch,
 @pytest.mark.parametrize("row", [0, 37, 63, 200, 255])
 def test_nonfinite_row_found_by_two_part_kernel(monkeypatch, tiled, shuffle, row):
     # A first layer large enough to be split in two parts (each checks its own
-    # rows of a batch): rows in place (tiles) and gathered (BLAS), in
-    # shuffled and in stored order.
+    # units' products of all the batch's rows): rows in place (tiles) and
+    # gathered (BLAS), in shuffled and in stored order.
     from fastmlp import config
 
     monkeypatch.setattr(config, "TILED_PRODUCTS", tiled)
@@ -482,3 +483,29 @@ def test_kernel_stops_at_the_batch_holding_the_bad_row(shuffle):
     loss_sum, n_done = trainer.run(params, SGD(network.n_params, np.float64), rows, 0, 10, 0.0)
     assert n_done == position // 4 + 1
     assert np.isnan(loss_sum)
+
+
+@pytest.mark.parametrize("tiled", [True, False])
+def test_overflowing_products_of_finite_rows_are_not_bad_input(monkeypatch, tiled):
+    # Finite rows whose first-layer products overflow to inf: the products alone
+    # would point at the rows, the exact check of the rows clears them, and the
+    # batches train on as scikit-learn's would (the logistic saturates at 1,
+    # every loss stays finite). A learning rate of 0 keeps the weights fixed.
+    from fastmlp import config
+    from fastmlp._network import Network
+    from fastmlp.optimizers import SGD
+
+    monkeypatch.setattr(config, "TILED_PRODUCTS", tiled)
+    network = Network([3, 4, 2], "logistic", "log_loss")
+    coefs = [np.full((3, 4), 0.5), np.full((4, 2), 0.1)]
+    params = network.pack(coefs, [np.zeros(4), np.zeros(2)], np.float32)
+    Xk = RNG.uniform(0.8, 1.0, size=(40, 3)).astype(np.float32)
+    Xk[5:35] *= np.float32(3e38)  # 0.5 * 3 * 2.4e38 > 3.4e38: the products overflow
+    Y = np.eye(2)[np.arange(40) % 2]
+    trainer = backends.make_trainer("numba", network, Xk, Y, None, 4, np.float32)
+    with np.errstate(over="ignore"):
+        assert np.isinf(Xk[5:35] @ coefs[0].astype(np.float32)).all()
+    loss_sum, n_done = trainer.run(params, SGD(network.n_params, np.float32, 0.0),
+                                   RNG.permutation(40), 0, 10, 0.0)
+    assert n_done == 10
+    assert np.isfinite(loss_sum)
