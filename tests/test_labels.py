@@ -1,8 +1,8 @@
 """fastmlp._labels encodes targets exactly as scikit-learn's MLPClassifier does.
 
-The fast path (partial_fit, integer labels) is compared with scikit-learn's
-``LabelBinarizer`` on the same fitted classes; labels outside the classes
-must raise scikit-learn's own error.
+The fast paths (integer labels: a first fit, and partial_fit against the
+fitted classes) are compared with scikit-learn's ``LabelBinarizer``; labels
+outside the classes must raise scikit-learn's own error.
 """
 
 import numpy as np
@@ -40,6 +40,28 @@ def test_partial_fit_encoding_equals_label_binarizer(case, y_dtype):
     got = encode_labels(est, y, incremental=True)
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("y", [[3, 0, 2, 2, 1, 0], [1, 0, 0, 1, 1], [7, 7, -4],
+                               [1000, 3, 200, 10, 10], np.array([5, 1, 2], np.uint8),
+                               [2, 2, 2], ["b", "a", "a"], [0.0, 1.0, 2.0, 1.0]])
+def test_first_fit_encoding_and_binarizer_equal_sklearns(y):
+    # What MLPClassifier._validate_input does on a first fit: fit a binarizer on y,
+    # transform y. The fitted binarizer also decodes predictions later.
+    y = np.asarray(y)
+    est = FastMLPClassifier()
+    got = encode_labels(est, y, incremental=False)
+    ref = LabelBinarizer().fit(y)
+    want = ref.transform(y).astype(bool)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+    assert vars(est._label_binarizer).keys() == vars(ref).keys()
+    for name, value in vars(ref).items():
+        np.testing.assert_array_equal(getattr(est._label_binarizer, name), value)
+        assert type(getattr(est._label_binarizer, name)) is type(value)
+    np.testing.assert_array_equal(est.classes_, ref.classes_)
+    assert est.classes_.dtype == ref.classes_.dtype
+    np.testing.assert_array_equal(est._label_binarizer.inverse_transform(want), y)
 
 
 @pytest.mark.parametrize("bad", [[0, 4], [-1], [1, 2, 3, 99]])
