@@ -10,6 +10,7 @@ L-BFGS objective and the forward pass of ``predict``.
 
 import contextlib
 import copy
+import numbers
 import time
 import warnings
 
@@ -219,14 +220,18 @@ class _FastMLPMixin:
         """Whether whole epochs may run in one compiled call.
 
         Only where nothing per epoch needs Python: no validation score, no
-        per-epoch printing, no learning rate that changes every epoch, and
-        the shuffles drawn from an MT19937 ``RandomState`` (which the kernel
-        reproduces; any other bit generator shuffles in Python).
+        per-epoch printing, no learning rate that changes every epoch. And
+        when shuffling, only with an integer ``random_state``: its
+        ``RandomState`` (MT19937) is created for this fit alone, while the
+        kernel draws from a copy of the state without the generator's lock,
+        which a ``RandomState`` passed in (or NumPy's global one, for None)
+        may share with other threads; those shuffle in Python, as
+        scikit-learn does.
         """
         return (self.backend == "numba" and not incremental and not early_stopping
                 and not self.verbose
                 and (self.solver != "sgd" or self.learning_rate != "invscaling")
-                and (not self.shuffle or self._random_state.get_state()[0] == "MT19937"))
+                and (not self.shuffle or isinstance(self.random_state, numbers.Integral)))
 
     def _end_epoch(self, loss, n_samples, start, early_stopping, X_val, y_val,
                    sample_weight_val, incremental):

@@ -118,3 +118,47 @@ def test_split_network_in_threads(monkeypatch, threads):
     _fit(one, Y_REG, False, monkeypatch)
     assert calls["run_epochs"] > 0
     _assert_identical(many, one)
+
+
+@pytest.mark.parametrize("random_state", [None, np.random.RandomState(0)],
+                         ids=["global", "instance"])
+def test_shared_random_states_shuffle_in_python(monkeypatch, random_state):
+    # A RandomState passed in, or NumPy's global one, may be shared with other
+    # threads: only a fit's own generator (an integer seed) is copied into the
+    # kernel. Without shuffling, any random_state runs many epochs per call.
+    est = FastMLPClassifier((9,), activation="logistic", batch_size=32, max_iter=6,
+                            solver="sgd", learning_rate_init=0.05, random_state=random_state)
+    assert _fit(est, Y_CLS, True, monkeypatch)["run_epochs"] == 0
+    est.set_params(shuffle=False)
+    assert _fit(est, Y_CLS, True, monkeypatch)["run_epochs"] > 0
+    if random_state is not None:
+        # Same draws as scikit-learn's per-epoch shuffles: equal to a fit from
+        # an equal generator that never takes the many-epochs path.
+        ours = FastMLPClassifier((9,), activation="logistic", batch_size=32, max_iter=6,
+                                 solver="sgd", learning_rate_init=0.05,
+                                 random_state=np.random.RandomState(5))
+        theirs = FastMLPClassifier(**ours.get_params())
+        theirs.set_params(random_state=np.random.RandomState(5))
+        _fit(ours, Y_CLS, True, monkeypatch)
+        _fit(theirs, Y_CLS, False, monkeypatch)
+        _assert_identical(ours, theirs)
+
+
+@pytest.mark.parametrize("setting", ["sgd-stall", "sgd-adaptive-stall", "adam"])
+def test_many_epochs_per_call_match_sklearn(monkeypatch, setting):
+    # And directly against scikit-learn's MLPClassifier with the same integer seed.
+    from sklearn.neural_network import MLPClassifier
+
+    params = dict(hidden_layer_sizes=(9,), activation="logistic", batch_size=32, max_iter=12,
+                  random_state=0, **SETTINGS[setting])
+    ours = FastMLPClassifier(**params)
+    assert _fit(ours, Y_CLS, True, monkeypatch)["run_epochs"] > 0
+    ref = MLPClassifier(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X, Y_CLS)
+    assert ours.n_iter_ == ref.n_iter_ and ours.t_ == ref.t_
+    assert ours._no_improvement_count == ref._no_improvement_count
+    np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-9)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
