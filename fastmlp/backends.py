@@ -187,8 +187,8 @@ class NumbaTrainer:
         """
         key, pos = (_NO_KEY, _NO_POS) if mt_state is None else mt_state
         losses = np.zeros(n_epochs)
-        n_batches = -(-self.n_samples // self.batch_size) if rows is None else \
-            -(-rows.shape[0] // self.batch_size)
+        n_rows = self.n_samples if rows is None else rows.shape[0]
+        n_batches = -(-n_rows // self.batch_size)
         loss_sum, n_done = self._call(params, optimizer, rows, 0, n_batches, alpha, 0.0,
                                       n_epochs, key, pos,
                                       np.asarray(stop_rule, dtype=np.float64), losses)
