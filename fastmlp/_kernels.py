@@ -603,7 +603,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                   opt_kind, hyper, s1, s2, step, xb, acts, deltas, gbufs, first, iscrs, fscrs,
                   tiled, loss_sum, n_epochs, mt_key, mt_pos, stop_rule, epoch_losses,
                   part_lo, part_hi, n_parts, sync, n_threads, partials):
-    """Run mini-batches ``b_start`` to ``b_stop`` of an epoch, or whole epochs: forward, backward, update.
+    """Mini-batches ``b_start`` to ``b_stop`` of an epoch, or whole epochs: forward to update.
 
     Batch b covers positions ``[b * batch_size, min((b + 1) * batch_size, n_rows))``
     of ``rows`` (sample indices in epoch order) or, when ``rows`` is empty, the
@@ -637,6 +637,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     ``stop_rule = [best_loss, count, tol, n_iter_no_change]`` (a local copy;
     the caller replays the rule on the returned losses) and returns after the
     epoch where the count exceeds ``n_iter_no_change``.
+
     ``tiled`` selects fastmlp's register tiles over BLAS for the products of
     the forward pass and the weight gradients (:func:`fastmlp._tiles.product`).
 

@@ -24,7 +24,10 @@ import time
 import pytest
 
 CHILD = r"""
-import json, pickle, sys
+import json, pickle, signal, sys
+# Python leaves SIGINT ignored when its parent ignored it (a job started with `&` by a
+# non-interactive shell): restore the handler that raises KeyboardInterrupt.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 import fastmlp.estimators as estimators
 from fastmlp import FastMLPClassifier
