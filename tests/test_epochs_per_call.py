@@ -4,8 +4,10 @@ Short epochs run several to a call (``_FastMLPMixin._run_epochs``): the kernel
 shuffles with a copy of the RandomState and applies scikit-learn's
 no-improvement rule itself. Against the same fit with one epoch per call
 (shuffled by ``RandomState.shuffle`` in Python), every fitted attribute, the
-optimizer's state and the random state must be identical; the trajectory
-tests compare both with scikit-learn.
+optimizer's state, the random state and the warnings must be identical. The
+trajectory tests compare the one-epoch path with scikit-learn (they pass
+RandomState instances, which shuffle in Python); the last test here compares
+the many-epochs path with scikit-learn directly.
 """
 
 import warnings
@@ -56,9 +58,10 @@ def _fit(est, y, many, monkeypatch, sample_weight=None):
         if not many:
             patch.setattr(estimators._FastMLPMixin, "_many_epochs_per_call",
                           lambda self, incremental, early_stopping: False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             est.fit(X, y, sample_weight=sample_weight)
+    calls["warnings"] = [str(w.message) for w in caught]
     return calls
 
 
@@ -90,6 +93,9 @@ def test_many_epochs_per_call_equal_one(monkeypatch, setting, weighted, dtype):
     calls_one = _fit(one, Y_CLS, False, monkeypatch, sw)
     assert calls_many["run_epochs"] > 0 and calls_one["run_epochs"] == 0
     assert calls_many["run"] + calls_many["run_epochs"] < calls_one["run"]
+    assert calls_many["warnings"] == calls_one["warnings"]
+    if "stall" not in setting:  # all 12 epochs run: the warning comes once, at the end
+        assert sum("Maximum iterations (12)" in w for w in calls_many["warnings"]) == 1
     _assert_identical(many, one)
 
 
