@@ -192,8 +192,10 @@ class NumbaTrainer:
         loss_sum, n_done = self._call(params, optimizer, rows, 0, n_batches, alpha, 0.0,
                                       n_epochs, key, pos,
                                       np.asarray(stop_rule, dtype=np.float64), losses)
-        # A non-finite batch loss stops the call with the loss sum of its epoch non-finite.
-        return losses[:n_done // n_batches], not np.isfinite(loss_sum)
+        # A non-finite batch loss stops the call with the loss sum of its epoch
+        # non-finite; n_done counts that batch, the epochs before it ran to their end.
+        diverged = not np.isfinite(loss_sum)
+        return losses[:(n_done - 1 if diverged else n_done) // n_batches], diverged
 
     def _call(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum, n_epochs,
               mt_key, mt_pos, stop_rule, epoch_losses):

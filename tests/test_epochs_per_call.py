@@ -15,7 +15,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fastmlp import FastMLPClassifier, FastMLPRegressor, backends, config, estimators
+from fastmlp import (FastMLPClassifier, FastMLPRegressor, TrainingDivergedError, backends,
+                     config, estimators)
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(300, 12)
@@ -168,3 +169,19 @@ def test_many_epochs_per_call_match_sklearn(monkeypatch, setting):
     np.testing.assert_allclose(ours.loss_curve_, ref.loss_curve_, rtol=1e-9)
     for a, b in zip(ours.coefs_ + ours.intercepts_, ref.coefs_ + ref.intercepts_):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("lr", [1.0, 2.0])
+def test_divergence_names_the_same_epoch(monkeypatch, lr):
+    # One batch per epoch: the first non-finite loss is always an epoch's last
+    # batch, the case where counting whole epochs could include the failing one.
+    params = dict(hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=lr, tol=0.0,
+                  batch_size=X.shape[0], max_iter=200, n_iter_no_change=300, random_state=0)
+    messages = []
+    for many in (True, False):
+        est = FastMLPRegressor(**params)
+        with pytest.raises(TrainingDivergedError) as info:
+            _fit(est, Y_REG, many, monkeypatch)
+        messages.append(str(info.value))
+    assert "in epoch " in messages[0]
+    assert messages[0] == messages[1]
