@@ -188,10 +188,10 @@ class _FastMLPMixin:
             stop = False
             while not stop and self.n_iter_ < self.max_iter:
                 try:
-                    if many and chunk.size >= n_batches:
-                        n_epochs = min(chunk.size // n_batches, self.max_iter - self.n_iter_)
-                        losses = self._run_epochs(trainer, params, rows, n_epochs, chunk,
-                                                  n_batches)
+                    if many and chunk.epochs() > 0:
+                        losses = self._run_epochs(
+                            trainer, params, rows,
+                            min(chunk.epochs(), self.max_iter - self.n_iter_), chunk)
                     else:
                         if self.shuffle:
                             self._random_state.shuffle(rows)
@@ -268,7 +268,7 @@ class _FastMLPMixin:
                 % self.max_iter, ConvergenceWarning)
         return False
 
-    def _run_epochs(self, trainer, params, rows, n_epochs, chunk, n_batches):
+    def _run_epochs(self, trainer, params, rows, n_epochs, chunk):
         """Up to ``n_epochs`` whole epochs in one compiled call; returns their mean losses.
 
         The kernel shuffles ``rows`` with a copy of the random state, which is
@@ -290,7 +290,7 @@ class _FastMLPMixin:
         except KeyboardInterrupt:
             self._restore(params, rows, saved)
             raise
-        chunk.update(n_batches * max(len(losses), 1), time.perf_counter() - tic)
+        chunk.update(chunk.n_batches * max(len(losses), 1), time.perf_counter() - tic)
         if diverged or not np.isfinite(params).all():
             self._restore(params, rows, saved)
             self._diverged(self.n_iter_ + len(losses) + 1)
@@ -439,6 +439,10 @@ class _ChunkSizer:
 
     def _target(self, rate):
         return max(1, int(rate * config.CHUNK_SECONDS))
+
+    def epochs(self):
+        """Whole epochs the next call may run; 0 when a call is shorter than an epoch."""
+        return self.size // self.n_batches
 
     def update(self, n_batches, seconds):
         self.rate = n_batches / max(seconds, 1e-6)
