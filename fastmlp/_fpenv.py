@@ -76,30 +76,6 @@ else:  # other architectures: subnormals are left to the hardware's default
         return 0
 
 
-@njit(cache=True, nogil=True, inline="always")
-def flush_subnormals():
-    """Turn on flush-to-zero and denormals-are-zero for this thread (no-op off x86).
-
-    Returns
-    -------
-    int
-        The previous FTZ/DAZ bits, for :func:`restore_subnormals`.
-    """
-    return swap_subnormals(FTZ_DAZ, True)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def restore_subnormals(saved):
-    """Put back the FTZ/DAZ bits :func:`flush_subnormals` returned.
-
-    Parameters
-    ----------
-    saved : int
-        Value returned by :func:`flush_subnormals`.
-    """
-    swap_subnormals(saved, False)
-
-
 @contextlib.contextmanager
 def subnormals_flushed():
     """Flush subnormals to zero in this thread for the duration of the block.
