@@ -81,6 +81,8 @@ class _NumbaWorkspace:
         # Each part writes its own row of (loss, weight sum, sum of squares).
         self.partials = _aligned.rows(n_parts, 3, np.float64)
         self.partials[...] = 0.0
+        # Each part marks the columns of X non-zero in its share of the next batch.
+        self.col_seen = _aligned.rows(n_parts, units[0] if gather else 0, np.bool_)
 
 
 class NumbaTrainer:
@@ -217,7 +219,7 @@ class NumbaTrainer:
         if n_threads == 1 or n_parts % n_threads:
             with subnormals_flushed():
                 loss_sum, n_done = _kernels.train_batches(*args, 0, n_parts, n_parts, ws.sync,
-                                                          1, ws.partials)
+                                                          1, ws.partials, ws.col_seen)
         else:
             loss_sum, n_done = _run_in_threads(_kernels.train_batches, args, n_parts,
                                                n_threads, ws)
@@ -259,12 +261,13 @@ def _run_in_threads(kernel, args, n_parts, n_threads, ws):
     def work(t):
         with subnormals_flushed():
             results[t] = kernel(*args, t * per, (t + 1) * per, n_parts, ws.sync, n_threads,
-                                ws.partials)
+                                ws.partials, ws.col_seen)
 
     def serially():
         ws.sync[:] = 0
         with subnormals_flushed():
-            results[0] = kernel(*args, 0, n_parts, n_parts, ws.sync, 1, ws.partials)
+            results[0] = kernel(*args, 0, n_parts, n_parts, ws.sync, 1, ws.partials,
+                                ws.col_seen)
 
     _map_in_threads(work, [(t,) for t in range(n_threads)],
                     on_error=lambda: _sync.abort(ws.sync), serially=serially)

@@ -90,11 +90,18 @@ def test_blas_path_is_the_product_too(dtype):
 
 @njit
 def _product_of_rows(trans_a, m, n, k, X, rows, col0, B, C, accumulate):
+    """op(A) @ B with A's columns from col0 of the rows: all of them listed (one run)."""
     addrs = np.empty(rows.size, dtype=np.int64)
     for i in range(rows.size):
         addrs[i] = _addr(X, rows[i] * X.shape[1])
-    product_of_rows(trans_a, m, n, k, addrs, col0, _addr(B, 0), B.shape[1], _addr(C, 0),
-                    C.shape[1], accumulate, np.zeros(2, dtype=C.dtype))
+    width = k if trans_a == NO_TRANS else m
+    cols = np.arange(col0, col0 + width)
+    runs = np.array([col0, col0 + width])
+    # Column c of the rows meets row c of B (or of C, transposed): shift them by col0.
+    b_ptr = _addr(B, 0) - (col0 * B.shape[1] * B.itemsize if trans_a == NO_TRANS else 0)
+    c_ptr = _addr(C, 0) - (col0 * C.shape[1] * C.itemsize if trans_a == TRANS else 0)
+    product_of_rows(trans_a, m, n, k, addrs, cols, runs, np.empty(0, np.int64), 0, b_ptr,
+                    B.shape[1], c_ptr, C.shape[1], accumulate, np.zeros(2, dtype=C.dtype))
 
 
 # (m, vectors, extra columns, k, col0): leftover rows and vectors, a tail of columns
