@@ -19,7 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
 from fastmlp import FastMLPClassifier
-from fastmlp.bench import epoch_flops, layer_units  # noqa: F401  (re-exported to the suites)
+from fastmlp.bench import epoch_flops, layer_units, skipped_flops  # noqa: F401  (re-exported)
 from fastmlp.bench import gemm_rate as bench_gemm_rate
 
 #: Libraries of the epoch suites, in table order.
@@ -475,4 +475,11 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
         **rate_info(epoch_flops(units, X.shape[0]), X.shape[0], timer.best, gemm, dtype))
     if lib == "torch":
         benchmark.extra_info["torch_threads"] = torch_threads(smoke)
+    if lib == "numba":
+        # The first-layer work it skips (zero columns of a batch): the rate of what it executes.
+        skipped = skipped_flops(X, units, batch_size)
+        e = benchmark.extra_info
+        e["skipped_flops"] = skipped
+        e["executed_gemm_fraction"] = e["gemm_fraction"] * (1 - skipped / epoch_flops(
+            units, X.shape[0]))
     return accuracy, (float(template.loss_), float(loss))

@@ -17,10 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fastmlp import bench, cli
-from fastmlp.bench import epoch_flops, layer_units, load_bench_data
+from fastmlp.bench import epoch_flops, layer_units, load_bench_data, skipped_flops
 
 MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -117,6 +118,20 @@ def test_epoch_flops_counts_4_per_first_layer_weight_and_6_per_later_weight():
     assert epoch_flops(units, 3) == 3 * (4 * 160 + 6 * (32 + 4))
 
 
+def test_skipped_flops_counts_the_zero_columns_of_each_batch_but_the_first():
+    units = layer_units(32, [5], 3)
+    X = np.ones((40, 32))
+    assert skipped_flops(X, units, 8) == 0  # dense
+    X[:, 30] = 0.0  # under 1/16 of the columns: the kernel does not look for them
+    assert skipped_flops(X, units, 8) == 0
+    X[:, :8] = 0.0  # columns 0-7, 30: zero in every batch; the first batch uses all columns
+    assert skipped_flops(X, units, 8) == 4 * 9 * 5 * 32
+    order = np.random.default_rng(0).permutation(40)
+    X[order[8], 30] = 1.0  # column 30 now used in the second batch (of the same order)
+    assert skipped_flops(X, units, 8) == 4 * 9 * 5 * 32 - 4 * 5 * 8
+    assert skipped_flops(X, units, 7) == 4 * 9 * 5 * (40 - 7) - 4 * 5 * 7  # last batch of 5
+
+
 # ---- a real quick run on MNIST ---------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -161,6 +176,12 @@ def test_quick_mnist_json_has_the_numbers(mnist_quick):
         assert min(row["epoch_seconds"]) <= row["seconds_per_epoch"] <= max(row["epoch_seconds"])
         assert row["gemm_fraction"] == pytest.approx(
             row["gflops_per_second"] / results["gemm"]["gflops_per_second"])
+        if row["backend"] == "numba":
+            # MNIST: about a third of the first layer's work is on pixels blank in a whole batch.
+            assert 0.2 < row["skipped_flops"] / results["epoch_flops"] < 0.5
+            assert row["executed_gemm_fraction"] == pytest.approx(
+                row["gemm_fraction"] * (1 - row["skipped_flops"] / results["epoch_flops"]))
+            assert "GFLOP skipped" in text
         assert row["final_loss"] == row["loss_curve"][-1]
         assert row["loss_curve"][1] < row["loss_curve"][0]
         assert row["test_accuracy"] > 0.8  # chance is 0.1
