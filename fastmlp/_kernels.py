@@ -721,10 +721,11 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     ``tiled`` selects fastmlp's register tiles over BLAS for the products of
     the forward pass and the weight gradients (:func:`fastmlp._tiles.product`).
     With tiles and dense X, the first layer's products skip the columns of X
-    that are zero in every row of the batch (exact zeros: the same bits).
-    Part p lists those of its share of the next batch's rows in row p of
-    ``col_seen`` (shared by the threads) while the rows, prefetched during
-    its first-layer product, are in its cache.
+    that are zero in every row of the batch (exact zeros: the same bits),
+    unless ``col_seen`` has fewer columns than X. Part p lists those of its
+    share of the next batch's rows in row p of ``col_seen`` (shared by the
+    threads) while the rows, prefetched during its first-layer product, are
+    in its cache.
 
     Returns
     -------
@@ -746,6 +747,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     direct = tiled and Xptr.size == 0
     x_rows = np.empty(batch_size if direct else 0, dtype=np.int64)
     scan_ahead = False
+    skip_zero_columns = direct and col_seen.shape[1] >= u0
     # The columns of X the batch uses, listed by each thread from col_seen,
     # where each part marked those of its share of the rows a batch ahead
     # (``scanned``; the first batch of a call or epoch uses all columns). That
@@ -804,7 +806,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                 else:
                     dense_left = max(dense_left - 1, 0)
                     n_cols, n_runs = _all_columns(u0, cols, runs)
-                scan_ahead = b + 1 < b_stop and dense_left == 0
+                scan_ahead = skip_zero_columns and b + 1 < b_stop and dense_left == 0
                 x_ptr = _addr(xb, 0)
             elif gathered:
                 for p in range(part_lo, part_hi):

@@ -48,3 +48,10 @@ MIN_THREADED_FLOPS = 4_000_000
 #: :mod:`fastmlp._tiles`. Either way the results agree to rounding; a given
 #: setting gives the same bits on every run.
 TILED_PRODUCTS = None
+
+#: With the tiles, the first layer's products skip the columns of X that are
+#: zero in every row of a mini-batch (the same bits; MNIST: a third of the
+#: pixels at batch 128, epochs 10-15 % faster), for networks with at least
+#: this many inputs. Below, listing the columns costs more than skipping
+#: them saves: digits (64 inputs) fits 2-3 % slower. 0 skips for any width.
+MIN_ZERO_COLUMN_INPUTS = 256

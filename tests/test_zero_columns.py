@@ -4,10 +4,10 @@ The training kernel's first-layer products skip such columns (MNIST: a third
 of the pixels at batch 128): their terms are exact zeros, and the sums over
 the other columns run in the same order, so results are those of the full
 products. Tested at three levels: the column lists against NumPy; the tiled
-products with and without the lists, bit for bit; and training, where the
-first batch of every call uses all columns (so a run of one batch per call
-never skips any) against one call per epoch, 1 against 2 threads, and the
-NumPy reference.
+products with and without the lists, bit for bit; and training: skipping
+(``config.MIN_ZERO_COLUMN_INPUTS``) against not, and a call's first batch,
+which uses all columns (one batch per call never skips any), against one call
+per epoch, in 1 and 2 threads; and against the NumPy reference.
 """
 
 import numpy as np
@@ -155,11 +155,15 @@ def _zero_column_problem(dtype, n_rows=150, seed=0):
 
 
 def _train(monkeypatch, backend, dtype, optimizer_name, shuffle, batches_per_call,
-           n_threads=1):
+           n_threads=1, skip=True):
     monkeypatch.setattr(backends.NumbaTrainer, "threads_for_run", lambda self: n_threads)
+    monkeypatch.setattr(config, "MIN_ZERO_COLUMN_INPUTS", 0 if skip else 49)
     network, params0, X, Y = _zero_column_problem(dtype)
     batch_size = 8
     trainer = backends.make_trainer(backend, network, X, Y, None, batch_size, dtype)
+    if backend == "numba":
+        # 48 inputs: it looks for zero columns in 2 parts, or not at all.
+        assert trainer.ws.col_seen.shape == ((2, 64) if skip else (2, 0))
     params = params0.copy()
     optimizer = OPTIMIZERS[optimizer_name](network.n_params, dtype)
     rng = np.random.default_rng(1)
@@ -192,8 +196,10 @@ def tiled_and_split(monkeypatch):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_training_skipping_columns_gives_the_bits_of_not_skipping(
         monkeypatch, tiled_and_split, dtype, optimizer_name, shuffle):
+    never = _train(monkeypatch, "numba", dtype, optimizer_name, shuffle, 1000, skip=False)
     # One batch per call: every batch is a call's first, which uses all columns.
-    never = _train(monkeypatch, "numba", dtype, optimizer_name, shuffle, 1)
+    one_per_call = _train(monkeypatch, "numba", dtype, optimizer_name, shuffle, 1)
+    assert one_per_call[0].tobytes() == never[0].tobytes()
     for n_threads in (1, 2):
         whole = _train(monkeypatch, "numba", dtype, optimizer_name, shuffle, 1000, n_threads)
         assert whole[0].tobytes() == never[0].tobytes(), n_threads
