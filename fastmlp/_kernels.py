@@ -805,7 +805,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                         backoff = 0
                 else:
                     dense_left = max(dense_left - 1, 0)
-                    n_cols, n_runs = _all_columns(u0, cols, runs)
+                    if n_runs != 1 or n_cols != u0:
+                        n_cols, n_runs = _all_columns(u0, cols, runs)
                 scan_ahead = skip_zero_columns and b + 1 < b_stop and dense_left == 0
                 x_ptr = _addr(xb, 0)
             elif gathered:
