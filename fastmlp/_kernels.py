@@ -639,7 +639,8 @@ def _update_part(part, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0, m, pa
     lo = _cut(u1, part, n_parts, align)
     hi = _cut(u1, part + 1, n_parts, align)
     if x_rows.size > 0:
-        _zero_unlisted_rows(gbuf, hi - lo, u0, cols)
+        if cols.size < u0:
+            _zero_unlisted_rows(gbuf, hi - lo, u0, cols)
         product_of_rows(TRANS, u0, hi - lo, m, x_rows, cols, cols[:0], cols[:0], 0,
                         _addr(deltas, _output_offset_of(units, 0, cap) + lo), u1,
                         _addr(gbuf, 0), hi - lo, False, fscr)

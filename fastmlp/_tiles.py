@@ -27,7 +27,11 @@ kernels use BLAS ``gemm`` (:func:`product` with ``tiled=False``).
 A tile can also take A's rows where they lie in X, through a list of row
 addresses (:func:`product_of_rows`): the training kernel's first layer then
 reads a mini-batch's rows straight from X instead of gathering a copy that
-the other thread's core has to fetch again.
+the other thread's core has to fetch again. It reads only the columns of
+those rows that the kernel listed as not zero throughout the batch (as runs
+of columns in the forward product, by index in the weight gradient), the
+sums held in registers across the skipped columns: the same bits as
+computing them.
 
 Few tile shapes are generated, because every shape is compiled into each
 kernel (on AVX-512, all 24 heights x widths cost 3 s more of cold compile

@@ -53,5 +53,5 @@ TILED_PRODUCTS = None
 #: zero in every row of a mini-batch (the same bits; MNIST: a third of the
 #: pixels at batch 128, epochs 10-15 % faster), for networks with at least
 #: this many inputs. Below, listing the columns costs more than skipping
-#: them saves: digits (64 inputs) fits 2-3 % slower. 0 skips for any width.
+#: them saves: digits (64 inputs) fits 1-1.5 % slower. 0 skips for any width.
 MIN_ZERO_COLUMN_INPUTS = 256
