@@ -35,8 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 from tqdm import tqdm
 
+from fastmlp import config
 from fastmlp.datasets import MNISTError, load_mnist
 
 __all__ = [
@@ -231,12 +233,14 @@ def epoch_flops(units, n_samples):
 def skipped_flops(X, units, batch_size, seed=0):
     """Estimate the flops of :func:`epoch_flops` that the ``numba`` backend skips.
 
-    With dense X its first-layer products skip the input columns that are
-    zero in every row of a batch (exact zeros), in the batches where at least
-    1/16 of the columns are (and not in the first batch of an epoch). This
-    counts them over the batches of one random order of the rows: an
-    estimate of any other order's (MNIST at batch 128: about 8 of the 24.5
-    GFLOP per epoch).
+    With dense X, the register tiles and at least
+    ``config.MIN_ZERO_COLUMN_INPUTS`` inputs, its first-layer products skip
+    the input columns that are zero in every row of a batch (exact zeros), in
+    the batches where at least 1/16 of the columns are (and not in the first
+    batch of an epoch; after a batch with fewer, the kernel stops looking for
+    a few batches, which this does not model). This counts them over the
+    batches of one random order of the rows: an estimate of any other
+    order's (MNIST at batch 128: about 8 of the 24.5 GFLOP per epoch).
 
     Parameters
     ----------
@@ -255,9 +259,13 @@ def skipped_flops(X, units, batch_size, seed=0):
         Per epoch, counted as in :func:`epoch_flops` (4 per first-layer weight and row).
     """
     from fastmlp._kernels import _MIN_ZERO_COLUMNS
+    from fastmlp.backends import tiled_products
 
-    order = np.random.default_rng(seed).permutation(X.shape[0])
     n_features = X.shape[1]
+    if (sp.issparse(X) or n_features < config.MIN_ZERO_COLUMN_INPUTS
+            or not tiled_products()):
+        return 0
+    order = np.random.default_rng(seed).permutation(X.shape[0])
     skipped = 0
     for start in range(batch_size, X.shape[0], batch_size):
         batch = order[start:start + batch_size]

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
-from fastmlp import bench, cli
+from fastmlp import bench, cli, config
 from fastmlp.bench import epoch_flops, layer_units, load_bench_data, skipped_flops
 
 MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -118,7 +119,9 @@ def test_epoch_flops_counts_4_per_first_layer_weight_and_6_per_later_weight():
     assert epoch_flops(units, 3) == 3 * (4 * 160 + 6 * (32 + 4))
 
 
-def test_skipped_flops_counts_the_zero_columns_of_each_batch_but_the_first():
+def test_skipped_flops_counts_the_zero_columns_of_each_batch_but_the_first(monkeypatch):
+    monkeypatch.setattr(config, "TILED_PRODUCTS", True)
+    monkeypatch.setattr(config, "MIN_ZERO_COLUMN_INPUTS", 32)
     units = layer_units(32, [5], 3)
     X = np.ones((40, 32))
     assert skipped_flops(X, units, 8) == 0  # dense
@@ -130,6 +133,13 @@ def test_skipped_flops_counts_the_zero_columns_of_each_batch_but_the_first():
     X[order[8], 30] = 1.0  # column 30 now used in the second batch (of the same order)
     assert skipped_flops(X, units, 8) == 4 * 9 * 5 * 32 - 4 * 5 * 8
     assert skipped_flops(X, units, 7) == 4 * 9 * 5 * (40 - 7) - 4 * 5 * 7  # last batch of 5
+    # The kernel does not look: narrower inputs, BLAS products, sparse X.
+    assert skipped_flops(sp.csr_matrix(X), units, 8) == 0
+    monkeypatch.setattr(config, "MIN_ZERO_COLUMN_INPUTS", 33)
+    assert skipped_flops(X, units, 8) == 0
+    monkeypatch.setattr(config, "MIN_ZERO_COLUMN_INPUTS", 32)
+    monkeypatch.setattr(config, "TILED_PRODUCTS", False)
+    assert skipped_flops(X, units, 8) == 0
 
 
 # ---- a real quick run on MNIST ---------------------------------------------------------
