@@ -385,6 +385,16 @@ def _share(n_rows, r0, batch_size, p, n_parts):
 
 
 @_jit
+def _row_addresses(X, rows, lo, hi, out):
+    """Addresses of the rows of X at positions ``lo`` to ``hi`` of ``rows`` (or of X
+    when ``rows`` is empty) into ``out``; returns how many."""
+    u0 = X.shape[1]
+    for i in range(lo, hi):
+        out[i - lo] = _addr(X, (rows[i] if rows.size > 0 else i) * u0)
+    return hi - lo
+
+
+@_jit
 def _prefetch_rows(Y, sw, rows, start, stop):
     """Prefetch the targets (and sample weights) of batch positions ``start`` to ``stop``."""
     if rows.size == 0:
@@ -795,8 +805,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                 lr_t = hyper[6] * np.sqrt(1.0 - hyper[4] ** t) / (1.0 - hyper[3] ** t)
             if direct:
                 # Each thread takes all the batch's row addresses: nothing to share, no barrier.
-                for i in range(m):
-                    x_rows[i] = _addr(X, (rows[r0 + i] if gathered else r0 + i) * u0)
+                _row_addresses(X, rows, r0, r0 + m, x_rows)
                 if scanned:
                     n_cols, n_runs = _list_columns(col_seen, u0, cols, runs)
                     if n_cols > u0 - u0 // _MIN_ZERO_COLUMNS:
@@ -812,8 +821,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                 x_ptr = _addr(xb, 0)
             elif gathered:
                 for p in range(part_lo, part_hi):
-                    lo = m * p // n_parts
-                    _gather(X, rows, r0 + lo, m * (p + 1) // n_parts - lo, xb, lo)
+                    s_lo, s_hi = _share(n_rows, r0, batch_size, p, n_parts)
+                    _gather(X, rows, s_lo, s_hi - s_lo, xb, s_lo - r0)
                 x_ptr = _addr(xb, 0)
                 if not barrier(sync, n_threads, n_barriers):
                     n_done = -1
@@ -834,9 +843,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                     n_ahead = 0
                     if scan_ahead:
                         a_lo, a_hi = _share(n_rows, r0 + batch_size, batch_size, p, n_parts)
-                        for i in range(a_lo, a_hi):
-                            ahead[n_ahead] = _addr(X, (rows[i] if gathered else i) * u0)
-                            n_ahead += 1
+                        n_ahead = _row_addresses(X, rows, a_lo, a_hi, ahead)
                     product_of_rows(NO_TRANS, m, c_hi - c_lo, u0, x_rows[:m], cols[:n_cols],
                                     runs[:2 * n_runs], ahead[:n_ahead], u0 * X.itemsize,
                                     _addr(first[0], u0 * c_lo), c_hi - c_lo,
@@ -855,8 +862,9 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                 stopped = True
                 break
             for p in range(part_lo, part_hi):
-                lo = m * p // n_parts
-                mp = m * (p + 1) // n_parts - lo
+                s_lo, s_hi = _share(n_rows, r0, batch_size, p, n_parts)
+                lo = s_lo - r0
+                mp = s_hi - s_lo
                 # The targets of this part's rows, for the output delta after the
                 # later layers (fetched earlier, the first layer's stream evicted them).
                 _prefetch_rows(Y, sw, rows, r0 + lo, r0 + lo + mp)
@@ -879,12 +887,12 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                     loss = np.nan
                 partials[p, 0] = loss
                 partials[p, 1] = wsum
-                if direct and scan_ahead:
+                if scan_ahead:
                     # Everyone has read col_seen for this batch (before the barrier above).
                     a_lo, a_hi = _share(n_rows, r0 + batch_size, batch_size, p, n_parts)
                     col_seen[p, :] = False
                     _mark_nonzero_columns(X, rows, a_lo, a_hi - a_lo, col_seen[p])
-            scanned = direct and scan_ahead
+            scanned = scan_ahead
             if not barrier(sync, n_threads, n_barriers + 1):
                 n_done = -1
                 stopped = True
