@@ -1,11 +1,15 @@
 """JIT cost: ``import`` + first ``fit`` in a fresh Python process.
 
-Three cases, each a new interpreter per round:
+Four cases, each a new interpreter per round:
 
-* ``fastmlp-cold``: ``NUMBA_CACHE_DIR`` is a new, empty directory, so every
-  kernel the first fit needs is compiled (what a first-time user waits);
-* ``fastmlp-warm``: the same directory again, already filled by a cold run, so
-  the kernels are loaded from the cache (every later session);
+* ``fastmlp-cold``: ``backend='numba'`` and ``NUMBA_CACHE_DIR`` a new, empty
+  directory, so every kernel a fit on the kernels needs is compiled (what a
+  first-time user waits once a fit is large enough for them);
+* ``fastmlp-warm-kernels``: ``backend='numba'`` with that directory again,
+  already filled by a cold run, so the kernels are loaded from the cache
+  (every later session);
+* ``fastmlp-warm``: the default ``backend='auto'``, which runs a fit this
+  small on NumPy without importing numba (``extra_info['backend']``);
 * ``sklearn``: scikit-learn's own MLPClassifier, for comparison.
 
 The timed value is the whole process; ``extra_info`` splits it into the
@@ -28,18 +32,32 @@ t0 = time.perf_counter()
 import numpy as np
 if sys.argv[1] == "fastmlp":
     from fastmlp import FastMLPClassifier as Estimator
+    backend = {"backend": sys.argv[2]}
 else:
     from sklearn.neural_network import MLPClassifier as Estimator
+    backend = {}
 t1 = time.perf_counter()
 rng = np.random.default_rng(0)
 X = rng.random((200, 64))
 y = rng.integers(0, 3, 200)
 warnings.simplefilter("ignore")
 model = Estimator(hidden_layer_sizes=(16,), activation="logistic", solver="sgd",
-                  batch_size=32, max_iter=5, random_state=0).fit(X, y)
+                  batch_size=32, max_iter=5, random_state=0, **backend).fit(X, y)
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "first_fit_s": t2 - t1, "loss": model.loss_}))
+print(json.dumps({"import_s": t1 - t0, "first_fit_s": t2 - t1, "loss": model.loss_,
+                  "backend": getattr(model, "backend_", None)}))
 """
+
+
+def auto_choice():
+    """The backend fastmlp's default ``backend='auto'`` picks for :data:`SCRIPT`'s fit."""
+    import numpy as np
+
+    from fastmlp import FastMLPClassifier
+
+    X = np.random.default_rng(0).random((200, 64))
+    return FastMLPClassifier(hidden_layer_sizes=(16,), activation="logistic", solver="sgd",
+                             batch_size=32, max_iter=5)._fit_backend(X, incremental=False)
 
 
 def reference_loss():
@@ -58,13 +76,15 @@ def reference_loss():
                              batch_size=32, max_iter=5, random_state=0).fit(X, y).loss_
 
 
-CASES = {"fastmlp-cold": ("fastmlp", "cold"), "fastmlp-warm": ("fastmlp", "warm"),
-         "sklearn": ("sklearn", None)}
+#: case: (library, Numba cache, fastmlp backend)
+CASES = {"fastmlp-cold": ("fastmlp", "cold", "numba"),
+         "fastmlp-warm-kernels": ("fastmlp", "warm", "numba"),
+         "fastmlp-warm": ("fastmlp", "warm", "auto"), "sklearn": ("sklearn", None, None)}
 #: Rounds in full mode (a cold round compiles everything: ~10-30 s).
-ROUNDS = {"fastmlp-cold": 2, "fastmlp-warm": 5, "sklearn": 5}
+ROUNDS = {"fastmlp-cold": 2, "fastmlp-warm-kernels": 5, "fastmlp-warm": 5, "sklearn": 5}
 
 
-def run_fresh_process(lib, cache_dir):
+def run_fresh_process(lib, cache_dir, backend="numba"):
     """Run :data:`SCRIPT` in a new interpreter and return its measurements.
 
     Parameters
@@ -73,16 +93,19 @@ def run_fresh_process(lib, cache_dir):
         What to import and fit.
     cache_dir : pathlib.Path or None
         ``NUMBA_CACHE_DIR`` of the child (None: inherited).
+    backend : str, default="numba"
+        fastmlp's ``backend`` parameter (ignored for scikit-learn).
 
     Returns
     -------
     info : dict
-        ``import_s``, ``first_fit_s`` and the fitted model's ``loss``.
+        ``import_s``, ``first_fit_s``, the fitted model's ``loss`` and the
+        backend it ran on (``backend_``; None for scikit-learn).
     """
     env = dict(os.environ)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = str(cache_dir)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, lib], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", SCRIPT, lib, str(backend)], env=env, capture_output=True,
                           text=True, check=False, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -106,7 +129,7 @@ def warm_cache_dir(tmp_path_factory):
 @pytest.mark.parametrize("case", list(CASES))
 def test_import_and_first_fit(benchmark, case, request, smoke, tmp_path_factory):
     """Wall time of a fresh process that imports the library and fits a tiny model once."""
-    lib, cache = CASES[case]
+    lib, cache, backend = CASES[case]
     if cache == "cold":
         def setup():
             return (lib, tmp_path_factory.mktemp("numba_cache_cold")), {}
@@ -118,14 +141,15 @@ def test_import_and_first_fit(benchmark, case, request, smoke, tmp_path_factory)
     runs = []
 
     def run(lib, cache_dir):
-        runs.append(run_fresh_process(lib, cache_dir))
+        runs.append(run_fresh_process(lib, cache_dir, backend))
         if cache == "cold":
             _FILLED_CACHE["dir"] = cache_dir
         return runs[-1]
 
     benchmark.pedantic(run, setup=setup, rounds=1 if smoke else ROUNDS[case], iterations=1)
     best = {key: min(r[key] for r in runs) for key in ("import_s", "first_fit_s")}
-    benchmark.extra_info.update(lib=lib, numba_cache=cache, rounds=len(runs), smoke=bool(smoke),
+    benchmark.extra_info.update(case=case, lib=lib, numba_cache=cache, backend=runs[-1]["backend"],
+                                rounds=len(runs), smoke=bool(smoke),
                                 import_plus_fit_s=best["import_s"] + best["first_fit_s"],
                                 **best)
     # The cold (and warm) path must not only run but compute the right thing:
@@ -133,3 +157,8 @@ def test_import_and_first_fit(benchmark, case, request, smoke, tmp_path_factory)
     expected = reference_loss()
     for r in runs:
         assert r["loss"] == pytest.approx(expected, rel=1e-9)
+        # The cases measure what they say: the kernels where asked for, and
+        # for 'auto' the backend it picks for this fit in this process too.
+        assert r["backend"] == (None if lib == "sklearn" else
+                                backend if backend == "numba" else auto_choice())
+

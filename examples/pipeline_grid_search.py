@@ -114,7 +114,7 @@ def main(argv=None):
     # Compile fastmlp's kernels (or load them from the Numba cache) outside the timing.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        FastMLPClassifier((4,), **{**common, "max_iter": 1}).fit(X[:50], y[:50])
+        FastMLPClassifier((4,), backend="numba", **{**common, "max_iter": 1}).fit(X[:50], y[:50])
 
     n_fits = 3 * np.prod([len(v) for v in param_grid.values()]) + 1
     print(f"{args.dataset}: {X.shape[0]} samples x {X.shape[1]} features; grid "

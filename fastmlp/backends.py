@@ -11,8 +11,11 @@ import threading
 import numpy as np
 import scipy.sparse as sp
 
-from fastmlp import _aligned, _sync, _threads, config, reference
-from fastmlp._fpenv import subnormals_flushed
+from fastmlp import _aligned, _threads, config, reference
+
+# Numba and the kernel modules are imported by the numba backend's first use,
+# not here: importing numba and loading its compiled code costs ~0.35 s, more
+# than small fits on the numpy backend take ('auto', see fastmlp.estimators).
 
 BACKENDS = ("numba", "numpy")
 
@@ -77,6 +80,8 @@ class _NumbaWorkspace:
         # The first layer's weights and optimizer state, one contiguous block per part.
         self.first = _aligned.rows(3, units[0] * units[1] if gather else 0, dtype)
         self.iscrs, self.fscrs = _blas_scratch(dtype, n_parts)
+        from fastmlp import _sync
+
         self.sync = _aligned.zeros(_sync.SYNC_SIZE, np.int64)
         # Each part writes its own row of (loss, weight sum, sum of squares).
         self.partials = _aligned.rows(n_parts, 3, np.float64)
@@ -204,6 +209,7 @@ class NumbaTrainer:
     def _call(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum, n_epochs,
               mt_key, mt_pos, stop_rule, epoch_losses):
         from fastmlp import _kernels
+        from fastmlp._fpenv import subnormals_flushed
 
         hidden, out, loss = self.network.codes
         n_rows = self.n_samples if rows is None else rows.shape[0]
@@ -256,6 +262,9 @@ def _run_in_threads(kernel, args, n_parts, n_threads, ws):
     once all have stopped. Without a second thread to be had, all parts run
     in the calling thread (the same bits).
     """
+    from fastmlp._fpenv import subnormals_flushed
+    from fastmlp._sync import abort
+
     ws.sync[:] = 0
     per = n_parts // n_threads
     results = [None] * n_threads
@@ -272,7 +281,7 @@ def _run_in_threads(kernel, args, n_parts, n_threads, ws):
                                 ws.col_seen)
 
     _map_in_threads(work, [(t,) for t in range(n_threads)],
-                    on_error=lambda: _sync.abort(ws.sync), serially=serially)
+                    on_error=lambda: abort(ws.sync), serially=serially)
     return results[0]
 
 
@@ -352,6 +361,37 @@ def make_trainer(backend, network, X, Y, sample_weight, batch_size, dtype):
     """
     cls = {"numba": NumbaTrainer, "numpy": NumpyTrainer}[_check_backend(backend)]
     return cls(network, X, Y, sample_weight, batch_size, dtype)
+
+
+def auto_backend(n_batches, n_flops):
+    """The backend ``backend='auto'`` runs a call of this size on.
+
+    Parameters
+    ----------
+    n_batches : int
+        Mini-batches (or chunks of rows) the call runs, at most.
+    n_flops : float
+        Floating-point operations of the call, at most.
+
+    Returns
+    -------
+    {'numba', 'numpy'}
+        ``'numpy'`` when NumPy's estimated time, ``n_batches`` times
+        :data:`fastmlp.config.NUMPY_SECONDS_PER_BATCH` plus ``n_flops`` at
+        :data:`fastmlp.config.NUMPY_FLOPS_PER_SECOND`, is below
+        :data:`fastmlp.config.AUTO_NUMPY_SECONDS`: less than loading the
+        compiled kernels into a new process costs.
+
+    Examples
+    --------
+    >>> auto_backend(35, 6.4e6)  # 5 epochs of 200 rows, 64-16-3, batch 32
+    'numpy'
+    >>> auto_backend(3800, 3.0e9)  # 100 epochs of digits, 64-64-10, batch 32
+    'numba'
+    """
+    seconds = (n_batches * config.NUMPY_SECONDS_PER_BATCH
+               + n_flops / config.NUMPY_FLOPS_PER_SECOND)
+    return "numpy" if seconds < config.AUTO_NUMPY_SECONDS else "numba"
 
 
 def _check_backend(backend):
@@ -458,6 +498,7 @@ class FullBatchObjective:
                                               alpha, self.sw)
             return float(loss), np.concatenate([g.ravel() for g in cg + ig])
         from fastmlp import _kernels
+        from fastmlp._fpenv import subnormals_flushed
 
         hidden, out, loss_kind = self.network.codes
         network = self.network
@@ -537,6 +578,7 @@ def predict(backend, network, params, X):
                 network.activation, network.out_activation)[-1]
         return out
     from fastmlp import _kernels
+    from fastmlp._fpenv import subnormals_flushed
 
     n_blocks = -(-n_rows // block)
     n_threads = 1

@@ -55,3 +55,20 @@ TILED_PRODUCTS = None
 #: this many inputs. Below, listing the columns costs more than skipping
 #: them saves: digits (64 inputs) fits 1-1.5 % slower. 0 skips for any width.
 MIN_ZERO_COLUMN_INPUTS = 256
+
+#: ``backend='auto'`` (the default) runs a fit or prediction on the ``numpy``
+#: backend when NumPy's estimated time for the whole call is below this many
+#: seconds, and on the compiled kernels otherwise. The first use of the kernels
+#: in a process imports numba and loads their code from its cache, ~0.35 s
+#: (measured on 2 cores: 0.27 s of a tiny fit), which a call that short never
+#: wins back; a call just below it costs at most this much more on NumPy. The
+#: choice depends on the shapes and parameters only, so a given fit always
+#: runs (and rounds) the same way. 0: always the kernels.
+AUTO_NUMPY_SECONDS = 0.05
+
+#: NumPy's cost per mini-batch (Python and small-array overhead) and its
+#: floating-point rate in that estimate. Measured with small networks on 2
+#: cores: 140-250 us per batch; the rate is set low on purpose, so that work
+#: dominated by flops goes to the kernels.
+NUMPY_SECONDS_PER_BATCH = 150e-6
+NUMPY_FLOPS_PER_SECOND = 10e9

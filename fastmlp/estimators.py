@@ -25,7 +25,8 @@ from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import _assert_all_finite, column_or_1d, validate_data
+from sklearn.utils.validation import (_assert_all_finite, _num_features, _num_samples,
+                                      column_or_1d, validate_data)
 
 from fastmlp import _threads, backends, config
 from fastmlp._labels import encode_labels
@@ -42,7 +43,7 @@ class TrainingDivergedError(ValueError):
 
 
 _EXTRA_CONSTRAINTS = {
-    "backend": [StrOptions(set(backends.BACKENDS))],
+    "backend": [StrOptions({"auto", *backends.BACKENDS})],
     "dtype": [None, StrOptions({"float32", "float64"}), Options(type, {np.float32, np.float64})],
 }
 
@@ -71,11 +72,14 @@ class _FastMLPMixin:
         if is_classifier(self):
             y = encode_labels(self, y, incremental)
         dtype = self._compute_dtype(X.dtype, first_pass=reset)
-        return X.astype(dtype, copy=False), y
+        computed = X.astype(dtype, copy=False)
+        if computed.dtype.itemsize < X.dtype.itemsize and not self._kernels_check_x():
+            self._assert_finite_x(computed)  # float64 beyond float32's range is inf now
+        return computed, y
 
     def _kernels_check_x(self):
         """Whether training checks X for NaN and inf itself (see ``_assert_finite_x``)."""
-        return self.backend == "numba" and self.solver in ("sgd", "adam")
+        return self.backend_ == "numba" and self.solver in ("sgd", "adam")
 
     def _assert_finite_x(self, X):
         """scikit-learn's finiteness check and error for X, run after the kernels found NaN or inf.
@@ -110,11 +114,52 @@ class _FastMLPMixin:
             # double the size of pickles.
             del self._best_coefs, self._best_intercepts
 
+    # ---- backend -------------------------------------------------------------------
+    def _fit_backend(self, X, incremental):
+        """The backend of this fit: ``backend``, or for 'auto' the one its size calls for.
+
+        The size is bounded from the parameters and X's shape before any
+        other work (``max_iter`` epochs; the output layer, whose width is not
+        known before the labels are encoded, counts as one unit), so the
+        choice never depends on how training goes.
+        """
+        if self.backend != "auto":
+            return self.backend
+        if incremental:
+            # A stream of partial_fit calls: its total size is unknown, and
+            # many small calls are where the kernels gain most.
+            return "numba"
+        try:
+            n_rows, n_features = _num_samples(X), _num_features(X)
+        except TypeError:
+            return "numba"  # not a matrix: validation will say what is wrong
+        hidden = self.hidden_layer_sizes
+        units = [n_features, *(hidden if hasattr(hidden, "__iter__") else [hidden]), 1]
+        n_weights = sum(int(a) * int(b) for a, b in zip(units[:-1], units[1:]))
+        if self.solver == "lbfgs":
+            n_batches = self.max_iter  # about one pass over all rows per iteration
+        else:
+            rows = min(200, n_rows) if self.batch_size == "auto" else self.batch_size
+            n_batches = self.max_iter * -(-n_rows // max(1, min(rows, n_rows)))
+        return backends.auto_backend(n_batches, 6.0 * self.max_iter * n_rows * n_weights)
+
+    def _predict_backend(self, network, n_rows):
+        """The backend of a forward pass over ``n_rows`` rows (see :meth:`_fit_backend`)."""
+        if self.backend != "auto":
+            return self.backend
+        n_chunks = -(-n_rows // config.PREDICT_CHUNK_ROWS)
+        return backends.auto_backend(n_chunks, 2.0 * n_rows * network.n_params)
+
     # ---- fit -----------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
         # A call that fails on bad input leaves the model exactly as it was.
         with _restore_on_error(self):
-            with _threads.share_cores(capped=self.backend != "numpy"):  # BLAS threads of this fit
+            self.backend_ = self._fit_backend(X, incremental)
+            # BLAS threads of this fit. Only an explicit backend='numpy' lifts
+            # the cap: 'auto' sends only small fits to NumPy, which gain nothing
+            # from BLAS threads, and one thread per product keeps their results
+            # the same bits however fits overlap, as on the kernels.
+            with _threads.share_cores(capped=self.backend != "numpy"):
                 return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
@@ -167,7 +212,7 @@ class _FastMLPMixin:
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         n_batches = -(-n_samples // batch_size)  # as many as sklearn's gen_batches
 
-        trainer = backends.make_trainer(self.backend, network, X, y, sample_weight,
+        trainer = backends.make_trainer(self.backend_, network, X, y, sample_weight,
                                         batch_size, dtype)
         # partial_fit calls start from the rate the previous call measured (one
         # compiled call per MNIST epoch instead of four: 1-2 % per epoch).
@@ -228,7 +273,7 @@ class _FastMLPMixin:
         may share with other threads; those shuffle in Python, as
         scikit-learn does.
         """
-        return (self.backend == "numba" and not incremental and not early_stopping
+        return (self.backend_ == "numba" and not incremental and not early_stopping
                 and not self.verbose
                 and (self.solver != "sgd" or self.learning_rate != "invscaling")
                 and (not self.shuffle or isinstance(self.random_state, numbers.Integral)))
@@ -342,7 +387,7 @@ class _FastMLPMixin:
                    intercept_grads, layer_units):
         network = self._network(layer_units)
         dtype = X.dtype
-        objective = backends.FullBatchObjective(self.backend, network, X, y, sample_weight,
+        objective = backends.FullBatchObjective(self.backend_, network, X, y, sample_weight,
                                                 dtype)
         packed = network.pack(self.coefs_, self.intercepts_, np.float64)
         iprint = 1 if (self.verbose is True or self.verbose >= 1) else -1
@@ -376,8 +421,9 @@ class _FastMLPMixin:
         if check_input and not np.isfinite(params).all():
             raise ValueError("The model's weights (coefs_ or intercepts_) contain NaN or "
                              "inf, so its outputs would not be finite. Refit the model.")
+        backend = self._predict_backend(network, X.shape[0])
         with _threads.share_cores(capped=self.backend != "numpy", join_enclosing=True):
-            out = backends.predict(self.backend, network, params, X)
+            out = backends.predict(backend, network, params, X)
         if check_input and not np.isfinite(out).all():
             raise ValueError(
                 "The network's outputs are not finite (NaN or inf): its weights contain "
@@ -506,9 +552,16 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
         fastmlp addition: ``'squared_error'`` trains sigmoid outputs with half
         squared error (seed 000's network); ``predict_proba`` then normalises the
         sigmoid outputs of multiclass problems to sum to one.
-    backend : {'numba', 'numpy'}, default='numba'
-        fastmlp addition: ``'numpy'`` runs the pure-NumPy reference (debugging,
-        benchmarks); both compute the same numbers up to rounding.
+    backend : {'auto', 'numba', 'numpy'}, default='auto'
+        fastmlp addition: ``'numba'`` runs the compiled kernels, ``'numpy'``
+        the pure-NumPy reference (debugging, benchmarks); both compute the same
+        numbers up to rounding. ``'auto'`` runs each ``fit`` or prediction on
+        NumPy when NumPy would take less than
+        :data:`fastmlp.config.AUTO_NUMPY_SECONDS` (about 300 mini-batches of a
+        small network), less than loading the kernels into a new process
+        costs, and on the kernels otherwise. It decides from the shapes and
+        parameters before training (never from how training goes), so a given
+        fit always runs the same way. ``partial_fit`` always uses the kernels.
     dtype : {None, 'float32', 'float64', numpy.float32, numpy.float64}, default=None
         fastmlp addition: compute dtype. ``None`` follows scikit-learn: float32
         input computes in float32, anything else in float64.
@@ -519,6 +572,8 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
 t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
 n_outputs_, out_activation_
         As in :class:`sklearn.neural_network.MLPClassifier`.
+    backend_ : {'numba', 'numpy'}
+        The backend the last ``fit`` or ``partial_fit`` ran on.
 
     See Also
     --------
@@ -546,7 +601,7 @@ n_outputs_, out_activation_
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 loss="log_loss", backend="numba", dtype=None):
+                 loss="log_loss", backend="auto", dtype=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -631,6 +686,8 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, dtype
 coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
 n_outputs_, out_activation_
         As in :class:`sklearn.neural_network.MLPRegressor`.
+    backend_ : {'numba', 'numpy'}
+        The backend the last ``fit`` or ``partial_fit`` ran on.
 
     See Also
     --------
@@ -654,7 +711,7 @@ n_outputs_, out_activation_
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 backend="numba", dtype=None):
+                 backend="auto", dtype=None):
         super().__init__(
             loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
             solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,

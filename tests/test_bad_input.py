@@ -15,7 +15,15 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 
-from fastmlp import FastMLPClassifier, FastMLPRegressor, backends
+from fastmlp import FastMLPClassifier, FastMLPRegressor, backends, config
+
+
+@pytest.fixture(autouse=True, params=["kernels", "numpy"])
+def auto_path(request, monkeypatch):
+    """Every case on both paths the default ``backend='auto'`` can take."""
+    seconds = 0.0 if request.param == "kernels" else np.inf
+    monkeypatch.setattr(config, "AUTO_NUMPY_SECONDS", seconds)
+    return request.param
 
 RNG = np.random.RandomState(0)
 X = RNG.rand(60, 4)

@@ -56,7 +56,7 @@ def mnist():
 def _estimator(**params):
     base = dict(hidden_layer_sizes=(32,), activation="logistic", solver="sgd",
                 learning_rate_init=0.2, max_iter=8, tol=0.0, random_state=0)
-    return FastMLPClassifier(**{**base, **params})
+    return FastMLPClassifier(**{**base, "backend": "numba", **params})
 
 
 def _kernel_cache_stats():

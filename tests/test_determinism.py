@@ -201,7 +201,7 @@ from fastmlp import FastMLPClassifier, _kernels
 
 rng = np.random.RandomState(0)
 X, y = rng.rand(100, 4), rng.randint(0, 3, 100)
-clf = FastMLPClassifier((5,), solver="sgd", max_iter=3, random_state=0).fit(X, y)
+clf = FastMLPClassifier((5,), solver="sgd", max_iter=3, random_state=0, backend="numba").fit(X, y)
 digest = hashlib.sha256(b"".join(a.tobytes() for a in clf.coefs_ + clf.intercepts_)
                         + clf.predict_proba(X).tobytes()).hexdigest()
 stats = {name: [sum(getattr(_kernels, name).stats.cache_hits.values()),

@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 import fastmlp
-from fastmlp import FastMLPClassifier, FastMLPRegressor
+from fastmlp import FastMLPClassifier, FastMLPRegressor, config
 
 PAIRS = [(MLPClassifier, FastMLPClassifier), (MLPRegressor, FastMLPRegressor)]
 PAIR_IDS = ["classifier", "regressor"]
@@ -89,7 +89,7 @@ def test_parameters_are_sklearns_with_the_same_defaults(ref_cls, fast_cls):
     extras = set(fast) - set(ref)
     expected = {"backend", "dtype"} | ({"loss"} if fast_cls is FastMLPClassifier else set())
     assert extras == expected
-    assert fast["backend"] == "numba" and fast["dtype"] is None
+    assert fast["backend"] == "auto" and fast["dtype"] is None
     if fast_cls is FastMLPClassifier:
         assert fast["loss"] == "log_loss"
 
@@ -209,7 +209,9 @@ def test_fitted_attributes_have_sklearns_names_types_and_shapes(case):
     ref = ref_cls(**SMALL, **params).fit(X, y)
     fast = fast_cls(**SMALL, **params).fit(X, y)
     ref_attrs, fast_attrs = _public_fitted(ref), _public_fitted(fast)
-    assert fast_attrs.keys() == ref_attrs.keys()
+    # fastmlp adds one: the backend the fit ran on.
+    assert fast_attrs.keys() == ref_attrs.keys() | {"backend_"}
+    assert fast_attrs.pop("backend_") == "numba"
     for name, value in ref_attrs.items():
         got = fast_attrs[name]
         assert type(got) is type(value), name
@@ -478,15 +480,20 @@ def test_unpickled_model_keeps_training_like_the_original():
 _FRESH_PROCESS = """
 import pickle, sys
 import joblib, numpy as np
-X = np.load(sys.argv[1])
-for path in sys.argv[2:]:
+from fastmlp import config
+config.AUTO_NUMPY_SECONDS = float(sys.argv[1])  # the parent's, so both predict alike
+X = np.load(sys.argv[2])
+for path in sys.argv[3:]:
     est = joblib.load(path) if path.endswith(".joblib") else pickle.load(open(path, "rb"))
     out = est.predict_proba(X) if hasattr(est, "classes_") else est.predict(X)
     np.save(path + ".out.npy", out)
 """
 
 
-def test_models_load_and_predict_in_a_fresh_process(tmp_path):
+@pytest.mark.parametrize("auto", ["kernels", "as-shipped"])
+def test_models_load_and_predict_in_a_fresh_process(auto, tmp_path, request):
+    if auto == "as-shipped":
+        request.getfixturevalue("auto_as_shipped")  # small predictions on NumPy
     models = _fitted_models()
     paths = []
     for name, est in models.items():
@@ -495,7 +502,8 @@ def test_models_load_and_predict_in_a_fresh_process(tmp_path):
         paths.append(tmp_path / f"{name}.joblib")
         joblib.dump(est, paths[-1])
     np.save(tmp_path / "X.npy", X)
-    subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(tmp_path / "X.npy"),
+    subprocess.run([sys.executable, "-c", _FRESH_PROCESS, repr(config.AUTO_NUMPY_SECONDS),
+                    str(tmp_path / "X.npy"),
                     *map(str, paths)], check=True, timeout=300, cwd=tmp_path)
     for path in paths:
         est = models[path.stem]

@@ -33,6 +33,10 @@ PER_CHECK_PARAMS = {
 ESTIMATORS = [
     FastMLPClassifier(max_iter=100),
     FastMLPRegressor(max_iter=100),
+    # The NumPy path, which 'auto' takes for fits as small as the checks' (the
+    # test suite pins 'auto' to the kernels: tests/conftest.py).
+    FastMLPClassifier(max_iter=100, backend="numpy"),
+    FastMLPRegressor(max_iter=100, backend="numpy"),
     # The primary path (sigmoid hidden units, SGD) on the compiled backend.
     FastMLPClassifier(max_iter=100, hidden_layer_sizes=(16,), activation="logistic",
                       solver="sgd", learning_rate_init=0.1),
