@@ -129,13 +129,14 @@ class _FastMLPMixin:
             # A stream of partial_fit calls: its total size is unknown, and
             # many small calls are where the kernels gain most.
             return "numba"
+        hidden = self.hidden_layer_sizes
         try:
             n_rows, n_features = _num_samples(X), _num_features(X)
-        except TypeError:
-            return "numba"  # not a matrix: validation will say what is wrong
-        hidden = self.hidden_layer_sizes
-        units = [n_features, *(hidden if hasattr(hidden, "__iter__") else [hidden]), 1]
-        n_weights = sum(int(a) * int(b) for a, b in zip(units[:-1], units[1:]))
+            units = [n_features, *map(int, hidden if hasattr(hidden, "__iter__") else [hidden]),
+                     1]
+        except (TypeError, ValueError):
+            return "numba"  # not a matrix or no layer sizes: validation will say what is wrong
+        n_weights = sum(a * b for a, b in zip(units[:-1], units[1:]))
         if self.solver == "lbfgs":
             n_batches = self.max_iter  # about one pass over all rows per iteration
         else:

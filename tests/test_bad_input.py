@@ -97,6 +97,11 @@ CASES = [
      r"hidden_layer_sizes must be > 0"),
     ("negative-width-layer", lambda E, y: _new(E).set_params(hidden_layer_sizes=(-3,)).fit(X, y),
      r"hidden_layer_sizes must be > 0"),
+    # Past scikit-learn's parameter validation; backend='auto' reads the sizes first.
+    ("text-width-layer", lambda E, y: _new(E).set_params(hidden_layer_sizes=("a",)).fit(X, y),
+     r"less_equal"),
+    ("none-width-layer", lambda E, y: _new(E).set_params(hidden_layer_sizes=(None,)).fit(X, y),
+     r"not supported between"),
 ]
 
 # Hyper-parameters scikit-learn's parameter validation rejects.
