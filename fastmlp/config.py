@@ -61,10 +61,12 @@ MIN_ZERO_COLUMN_INPUTS = 256
 #: seconds, and on the compiled kernels otherwise. The first use of the kernels
 #: in a process imports numba and loads their code from its cache, ~0.35 s
 #: (measured on 2 cores: 0.27 s of a tiny fit), which a call that short never
-#: wins back; a call just below it costs at most this much more on NumPy. The
+#: wins back. The bound is kept low because small fits take 5-11x longer on
+#: NumPy than on loaded kernels (measured: 53 ms against 4.6 ms, 61 against
+#: 12 ms), which grid searches over many such fits pay every time. The
 #: choice depends on the shapes and parameters only, so a given fit always
 #: runs (and rounds) the same way. 0: always the kernels.
-AUTO_NUMPY_SECONDS = 0.05
+AUTO_NUMPY_SECONDS = 0.02
 
 #: NumPy's cost per mini-batch (Python and small-array overhead) and its
 #: floating-point rate in that estimate. Measured with small networks on 2

@@ -558,7 +558,7 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
         the pure-NumPy reference (debugging, benchmarks); both compute the same
         numbers up to rounding. ``'auto'`` runs each ``fit`` or prediction on
         NumPy when NumPy would take less than
-        :data:`fastmlp.config.AUTO_NUMPY_SECONDS` (about 250 mini-batches of a
+        :data:`fastmlp.config.AUTO_NUMPY_SECONDS` (about 100 mini-batches of a
         small network), less than loading the kernels into a new process
         costs, and on the kernels otherwise. It decides from the shapes and
         parameters before training (never from how training goes), so a given

@@ -139,7 +139,7 @@ def test_small_fits_in_threads_are_the_same_bits_as_one_after_another():
     X = X / 16
 
     def fit(seed):
-        est = FastMLPClassifier((256,), activation="logistic", solver="sgd", max_iter=1,
+        est = FastMLPClassifier((128,), activation="logistic", solver="sgd", max_iter=1,
                                 learning_rate_init=0.1, tol=0.0, random_state=seed)
         est.fit(X, y)  # (catch_warnings is not thread-safe: the mark filters)
         assert est.backend_ == "numpy"
