@@ -482,8 +482,10 @@ def _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, w0, c_lo, c_hi,
                 for j in range(n):
                     zrow[j] += v * w[j]
     else:
-        product(NO_TRANS, m, n, u_in, a_ptr, u_in, _addr(weights, wo), ldw, _addr(acts, z),
-                u_out, False, tiled, iscr, fscr)
+        # Non-literal flags (np.int64, np.bool_), as _weight_gradient's: product
+        # compiles once for both calls (literal ones compiled it twice).
+        product(np.int64(NO_TRANS), m, n, u_in, a_ptr, u_in, _addr(weights, wo), ldw,
+                _addr(acts, z), u_out, np.bool_(False), tiled, iscr, fscr)
     bad = check and _block_nonfinite(acts, z, m, n, u_out)
     _activate(acts, z, m, n, u_out, params, ioff[layer] + c_lo, act)
     return bad
@@ -566,8 +568,9 @@ def _weight_gradient(target, t_off, ldt, beta, layer, r_lo, r_hi, c_lo, c_hi, x_
                         g[j] += v * drow[j]
         return
     in_ptr = x_ptr if layer == 0 else _addr(acts, _output_offset_of(units, layer - 1, cap))
-    product(TRANS, r_hi - r_lo, n, m, in_ptr + r_lo * acts.itemsize, u_in, _addr(deltas, d_off),
-            u_out, _addr(target, t_off), ldt, beta != 0.0, tiled, iscr, fscr)
+    product(np.int64(TRANS), r_hi - r_lo, n, m, in_ptr + r_lo * acts.itemsize, u_in,
+            _addr(deltas, d_off), u_out, _addr(target, t_off), ldt, beta != 0.0, tiled, iscr,
+            fscr)
 
 
 @_jit
