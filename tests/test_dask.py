@@ -213,3 +213,24 @@ def test_example_quick_mode_runs_on_a_local_cluster(tmp_path, mnist):
                                out).group(1))
     assert test_acc > 0.7, out
     assert re.search(r"grid search time: [0-9.]+ s for 5 fits", out), out
+
+
+_WARM_CHILD = """
+import runpy, sys
+import numpy as np
+example = runpy.run_path(sys.argv[1])
+rng = np.random.default_rng(0)
+X, y = rng.random((64, 784)).astype(np.float32), np.arange(64) % 10
+example["warm_compile_cache"](X, y)
+from fastmlp import _kernels
+print(sum(sum(k.stats.cache_hits.values()) + sum(k.stats.cache_misses.values())
+          for k in (_kernels.train_batches, _kernels.predict)))
+"""
+
+
+def test_example_fills_the_compile_cache_before_the_workers_start():
+    # Under the default backend='auto' its small warm-up fit would run on
+    # NumPy and leave the workers to compile the kernels all at once.
+    done = subprocess.run([sys.executable, "-c", _WARM_CHILD, str(EXAMPLE)],
+                          capture_output=True, text=True, timeout=600, check=True)
+    assert int(done.stdout.split()[-1]) >= 2, done.stderr
