@@ -40,15 +40,17 @@ _MAX_DENSE_BATCHES = 63
 _kernel = njit(cache=True, nogil=True, error_model="numpy")
 _jit = register_jitable(error_model="numpy")
 # The activations may also fuse a * b + c into one FMA (one rounding instead of
-# two: results as accurate or more): exp's polynomial then runs as a chain of
-# FMAs, the float64 logistic 3.9 -> 2.5 ns and the float32 one 1.13 -> 0.99 ns
-# per value on AVX2 (exp stays within 1 ulp; exp_float32 within 0.9).
+# two: results as accurate or more), as fastmlp._exp's exponentials do: the
+# float64 logistic 3.9 -> 2.5 ns and the float32 one 1.13 -> 0.99 ns per value
+# on AVX2 (exp stays within 1 ulp; exp_float32 within 0.9).
 # They stay dispatchers (no call passes them constants): compiled as overloads,
 # LLVM vectorised the float64 exponentials less well (1.8 -> 2.4 ns per value).
 _jit_fma = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
 
-@njit(cache=True, nogil=True, inline="always")
+# Small helpers are called, not inline="always": Numba would type a copy of the
+# body at each call site (22 here), LLVM inlines the call anyway.
+@njit(cache=True, nogil=True)
 def _addr(a, offset):
     """Address of ``a.flat[offset]`` as int64 (uintp arithmetic would promote to float64)."""
     return np.int64(a.ctypes.data) + np.int64(offset) * a.itemsize
@@ -654,8 +656,10 @@ def _update_part(part, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0, m, pa
     if x_rows.size > 0:
         if cols.size < u0:
             _zero_unlisted_rows(gbuf, hi - lo, u0, cols)
-        product_of_rows(TRANS, u0, hi - lo, m, x_rows, cols, cols[:0], cols[:0], 0,
-                        _addr(deltas, _output_offset_of(units, 0, cap) + lo), u1,
+        # Non-literal flags, as in train_batches: product_of_rows compiles once for
+        # both directions (literal ones compiled it twice: ~1 s of cold compile).
+        product_of_rows(np.int64(TRANS), u0, hi - lo, m, x_rows, cols, cols[:0], cols[:0],
+                        np.int64(0), _addr(deltas, _output_offset_of(units, 0, cap) + lo), u1,
                         _addr(gbuf, 0), hi - lo, False, fscr)
     else:
         _weight_gradient(gbuf, 0, hi - lo, 0.0, 0, 0, u0, lo, hi, x_ptr, Xdata, Xind, Xptr,
@@ -783,7 +787,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                             _cut(u1, p + 1, n_parts, align), True)
     lr_t = 0.0
     t0 = step[0]
-    n_barriers = 0
+    n_barriers = np.int64(0)  # not a literal: barrier compiles once
     n_done = 0
     stopped = False
     best_loss = stop_rule[0]
@@ -847,8 +851,9 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                     if scan_ahead:
                         a_lo, a_hi = _share(n_rows, r0 + batch_size, batch_size, p, n_parts)
                         n_ahead = _row_addresses(X, rows, a_lo, a_hi, ahead)
-                    product_of_rows(NO_TRANS, m, c_hi - c_lo, u0, x_rows[:m], cols[:n_cols],
-                                    runs[:2 * n_runs], ahead[:n_ahead], u0 * X.itemsize,
+                    product_of_rows(np.int64(NO_TRANS), m, c_hi - c_lo, u0, x_rows[:m],
+                                    cols[:n_cols], runs[:2 * n_runs], ahead[:n_ahead],
+                                    u0 * X.itemsize,
                                     _addr(first[0], u0 * c_lo), c_hi - c_lo,
                                     _addr(acts, c_lo), u1, False, fscrs[p])
                     nonfinite |= _block_nonfinite(acts, c_lo, m, c_hi - c_lo, u1)

@@ -309,7 +309,8 @@ def _tile(typingctx, like, mode, rows, vectors, a, sa_r, sa_k, a_rows, cols, b, 
     return sig, codegen
 
 
-@njit(cache=True, nogil=True, inline="always")
+# Called, not inline="always" (Numba would type a copy per call site; LLVM inlines it).
+@njit(cache=True, nogil=True)
 def _next_tile(rows, left, tail, lanes):
     """``(vectors, columns)`` of the next tile of ``rows`` rows, or ``(-1, 0)`` when done.
 
