@@ -36,9 +36,7 @@ _MAX_DENSE_BATCHES = 63
 # into them (register_jitable), typed with their call sites' non-literal
 # argument types: as dispatchers, each call passing a constant (layer 0, beta
 # 0.0) compiled a version of its own, and a fit's cold compile took 19.5-20.9 s
-# instead of 15.8-16.3 s. Helpers that both a kernel and another helper call
-# (with non-literal arguments) are dispatchers too: an overload compiles once
-# per caller's compile flags, which differ between the two.
+# instead of 15.8-16.3 s.
 _kernel = njit(cache=True, nogil=True, error_model="numpy")
 _jit = register_jitable(error_model="numpy")
 # The activations may also fuse a * b + c into one FMA (one rounding instead of
@@ -303,7 +301,7 @@ def _step(params, po, ldp, g, go, ldg, rows, cols, alpha, wsum, opt_kind, hyper,
     return ssq
 
 
-@_kernel
+@_jit
 def _cut(n, p, n_parts, align):
     """Start of part p of ``range(n)`` cut into ``n_parts``, rounded up to a multiple of ``align``.
 
@@ -410,7 +408,7 @@ def _prefetch_rows(Y, sw, rows, start, stop):
             prefetch(_addr(sw, r))
 
 
-@_kernel
+@_jit
 def _has_nonfinite(v):
     """Whether the 1-D array ``v`` holds NaN or inf (a compare per value, vectorised)."""
     bad = False
@@ -419,7 +417,7 @@ def _has_nonfinite(v):
     return bad
 
 
-@_kernel
+@_jit
 def _block_nonfinite(z, zo, m, n, ld):
     """Whether m rows of n values at ``z[zo:]``, ``ld`` apart, hold NaN or inf."""
     if ld == n:
