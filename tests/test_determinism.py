@@ -197,7 +197,7 @@ def test_concurrent_predictions_match_sequential():
 COMPILE_CHILD = r"""
 import hashlib, json
 import numpy as np
-from fastmlp import FastMLPClassifier, _kernels
+from fastmlp import FastMLPClassifier, _kernels, _sync, _tiles
 
 rng = np.random.RandomState(0)
 X, y = rng.rand(100, 4), rng.randint(0, 3, 100)
@@ -207,7 +207,11 @@ digest = hashlib.sha256(b"".join(a.tobytes() for a in clf.coefs_ + clf.intercept
 stats = {name: [sum(getattr(_kernels, name).stats.cache_hits.values()),
                 sum(getattr(_kernels, name).stats.cache_misses.values())]
          for name in ("train_batches", "predict")}
-print(json.dumps({"digest": digest, "stats": stats}))
+# Versions of the kernels' callees this process compiled or loaded (none when it
+# loaded train_batches from the cache).
+versions = {f"{mod.__name__}.{name}": len(getattr(mod, name).signatures)
+            for mod, name in ((_tiles, "product"), (_tiles, "product_of_rows"), (_sync, "barrier"))}
+print(json.dumps({"digest": digest, "stats": stats, "versions": versions}))
 """
 
 
@@ -227,6 +231,11 @@ def test_processes_compiling_at_once_share_the_cache(tmp_path):
 
     racers = [finish(p) for p in [start() for _ in range(3)]]
     assert len({r["digest"] for r in racers}) == 1
+    # One compiled version of each per dtype, whatever constants the call sites
+    # pass (literal flags compiled product_of_rows twice: ~1 s of cold compile).
+    for name in racers[0]["versions"]:
+        counts = [r["versions"][name] for r in racers]
+        assert max(counts) == 1, (name, counts)
     # A later process loads every kernel it needs from the cache they wrote.
     late = finish(start())
     assert late["digest"] == racers[0]["digest"]
