@@ -86,10 +86,11 @@ class _NumbaWorkspace:
         # Each part writes its own row of (loss, weight sum, sum of squares).
         self.partials = _aligned.rows(n_parts, 3, np.float64)
         self.partials[...] = 0.0
-        # Each part marks the columns of X non-zero in its share of the next batch
-        # (no columns: the kernel does not look for zero columns).
+        # Each part marks the columns of X non-zero in its share of the next batch,
+        # in integers of X's width (no columns: the kernel does not look for zero columns).
         skip = gather and units[0] >= config.MIN_ZERO_COLUMN_INPUTS
-        self.col_seen = _aligned.rows(n_parts, units[0] if skip else 0, np.bool_)
+        self.col_seen = _aligned.rows(n_parts, units[0] if skip else 0,
+                                      np.uint32 if np.dtype(dtype).itemsize == 4 else np.uint64)
 
 
 class NumbaTrainer:
