@@ -600,29 +600,36 @@ def _bias_gradient(target, t_off, add, layer, lo, hi, m, units, deltas, cap):
 
 
 @_jit
-def _first_layer_blocks(params, s1, s2, first, u0, u1, lo, hi, into_blocks):
+def _first_layer_blocks(params, s1, s2, first, u0, u1, lo, hi, strip, into_blocks):
     """Copy units ``lo`` to ``hi`` of the first layer between sklearn's layout and a block.
 
     ``params``, ``s1`` and ``s2`` hold the first layer's weights as a u0 x u1
     row-major matrix from offset 0; in ``first[0]``, ``first[1]`` and
-    ``first[2]`` the columns ``lo`` to ``hi`` form one contiguous u0 x (hi - lo)
-    block from offset ``u0 * lo``. Interleaved column blocks updated by two
-    cores were measured 3x slower: the cache lines ping-pong between them.
+    ``first[2]`` the columns ``lo`` to ``hi`` form one contiguous block from
+    offset ``u0 * lo``: a u0 x (hi - lo) matrix, row-major when ``strip`` is
+    0, else strip-major in strips of ``strip`` columns (``lo`` a multiple of
+    it; see :func:`fastmlp._tiles.product_of_rows`), the last one padded.
+    Interleaved column blocks updated by two cores were measured 3x slower:
+    the cache lines ping-pong between them.
     """
     w = hi - lo
+    sw = strip if strip > 0 else w
     copies = 3 if s2.size > 0 else 2
     for c in range(copies):
         src = params if c == 0 else (s1 if c == 1 else s2)
         dst = first[c]
-        for r in range(u0):
-            a = src[r * u1 + lo:r * u1 + hi]
-            b = dst[u0 * lo + r * w:u0 * lo + (r + 1) * w]
-            if into_blocks:
-                for j in range(w):
-                    b[j] = a[j]
-            else:
-                for j in range(w):
-                    a[j] = b[j]
+        for j0 in range(0, w, max(sw, 1)):
+            n = min(sw, w - j0)
+            base = u0 * (lo + j0)
+            for r in range(u0):
+                a = src[r * u1 + lo + j0:r * u1 + lo + j0 + n]
+                b = dst[base + r * sw:base + r * sw + n]
+                if into_blocks:
+                    for j in range(n):
+                        b[j] = a[j]
+                else:
+                    for j in range(n):
+                        a[j] = b[j]
 
 
 @_jit
@@ -658,19 +665,29 @@ def _update_part(part, n_parts, align, x_ptr, Xdata, Xind, Xptr, rows, r0, m, pa
     u1 = units[1]
     lo = _cut(u1, part, n_parts, align)
     hi = _cut(u1, part + 1, n_parts, align)
+    w = hi - lo
     if x_rows.size > 0:
+        # The gradient in the blocks' strip-major layout (strips of align columns).
         if cols.size < u0:
-            _zero_unlisted_rows(gbuf, hi - lo, u0, cols)
+            for j0 in range(0, w, align):
+                _zero_unlisted_rows(gbuf[u0 * j0:u0 * (j0 + align)], align, u0, cols)
         # Non-literal flags, as in train_batches: product_of_rows compiles once for
         # both directions (literal ones compiled it twice: ~1 s of cold compile).
-        product_of_rows(np.int64(TRANS), u0, hi - lo, m, x_rows, cols, cols[:0], cols[:0],
+        product_of_rows(np.int64(TRANS), u0, w, m, x_rows, cols, cols[:0], cols[:0],
                         np.int64(0), _addr(deltas, _output_offset_of(units, 0, cap) + lo), u1,
-                        _addr(gbuf, 0), hi - lo, False, fscr)
+                        align, _addr(gbuf, 0), align, u0 * align, False, fscr)
+        full = w - w % align
+        ssq = _step(first[0], u0 * lo, 0, gbuf, 0, 0, 1, u0 * full, alpha, wsum, opt_kind,
+                    hyper, first[1], first[2], lr_t)
+        if full < w:
+            # The last strip's padding is left alone (nothing reads it).
+            ssq += _step(first[0], u0 * (lo + full), align, gbuf, u0 * full, align, u0,
+                         w - full, alpha, wsum, opt_kind, hyper, first[1], first[2], lr_t)
     else:
-        _weight_gradient(gbuf, 0, hi - lo, 0.0, 0, 0, u0, lo, hi, x_ptr, Xdata, Xind, Xptr,
+        _weight_gradient(gbuf, 0, w, 0.0, 0, 0, u0, lo, hi, x_ptr, Xdata, Xind, Xptr,
                          rows, r0, m, units, acts, deltas, cap, iscr, fscr, tiled)
-    ssq = _step(first[0], u0 * lo, 0, gbuf, 0, 0, 1, u0 * (hi - lo), alpha, wsum, opt_kind,
-                hyper, first[1], first[2], lr_t)
+        ssq = _step(first[0], u0 * lo, 0, gbuf, 0, 0, 1, u0 * w, alpha, wsum, opt_kind,
+                    hyper, first[1], first[2], lr_t)
     _bias_gradient(gbuf, 0, False, 0, lo, hi, m, units, deltas, cap)
     _step(params, ioff[0] + lo, 0, gbuf, 0, 0, 1, hi - lo, 0.0, wsum, opt_kind, hyper, s1, s2,
           lr_t)
@@ -768,6 +785,9 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     # Tiles can read the batch's rows where they are in X: no gathered copy, and
     # no rows passed between the threads' cores (MNIST epochs 9-21 % faster, medians).
     direct = tiled and Xptr.size == 0
+    # Their first-layer weights are then strip-major (see _first_layer_blocks), in
+    # strips of a cache line: align columns, the multiple the parts are cut at.
+    strip = align if direct else 0
     x_rows = np.empty(batch_size if direct else 0, dtype=np.int64)
     scan_ahead = False
     skip_zero_columns = direct and col_seen.shape[1] >= u0
@@ -789,7 +809,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     backoff = 0
     for p in range(part_lo, part_hi):
         _first_layer_blocks(params, s1, s2, first, u0, u1, _cut(u1, p, n_parts, align),
-                            _cut(u1, p + 1, n_parts, align), True)
+                            _cut(u1, p + 1, n_parts, align), strip, True)
     lr_t = 0.0
     t0 = step[0]
     n_barriers = np.int64(0)  # not a literal: barrier compiles once
@@ -858,9 +878,8 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
                         n_ahead = _row_addresses(X, rows, a_lo, a_hi, ahead)
                     product_of_rows(np.int64(NO_TRANS), m, c_hi - c_lo, u0, x_rows[:m],
                                     cols[:n_cols], runs[:2 * n_runs], ahead[:n_ahead],
-                                    u0 * X.itemsize,
-                                    _addr(first[0], u0 * c_lo), c_hi - c_lo,
-                                    _addr(acts, c_lo), u1, False, fscrs[p])
+                                    u0 * X.itemsize, _addr(first[0], u0 * c_lo), strip,
+                                    u0 * strip, _addr(acts, c_lo), u1, strip, False, fscrs[p])
                     nonfinite |= _block_nonfinite(acts, c_lo, m, c_hi - c_lo, u1)
                     _activate(acts, c_lo, m, c_hi - c_lo, u1, params, ioff[0] + c_lo,
                               hidden_act if n_layers > 1 else out_act)
@@ -950,7 +969,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
             break
     for p in range(part_lo, part_hi):
         _first_layer_blocks(params, s1, s2, first, u0, u1, _cut(u1, p, n_parts, align),
-                            _cut(u1, p + 1, n_parts, align), False)
+                            _cut(u1, p + 1, n_parts, align), strip, False)
     if part_lo == 0 and opt_kind == ADAM and n_done > 0:
         step[0] = t0 + n_done
     return loss_sum, n_done

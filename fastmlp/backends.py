@@ -75,10 +75,14 @@ class _NumbaWorkspace:
         self.xb = _aligned.empty(rows * units[0] if gather else 0, dtype)
         self.acts = _aligned.empty(rows * sum(units[1:]), dtype)
         self.deltas = _aligned.empty(rows * sum(units[1:]), dtype)
+        # The first layer's units padded to whole cache lines: its blocks may be
+        # strip-major (see _kernels._first_layer_blocks).
+        line = 64 // np.dtype(dtype).itemsize
+        first_block = units[0] * -(-units[1] // line) * line
         block = max(a * b for a, b in zip(units[:-1], units[1:]))
-        self.gbufs = _aligned.rows(n_parts, max(block, max(units[1:])), dtype)
+        self.gbufs = _aligned.rows(n_parts, max(block, first_block, max(units[1:])), dtype)
         # The first layer's weights and optimizer state, one contiguous block per part.
-        self.first = _aligned.rows(3, units[0] * units[1] if gather else 0, dtype)
+        self.first = _aligned.rows(3, first_block if gather else 0, dtype)
         self.iscrs, self.fscrs = _blas_scratch(dtype, n_parts)
         from fastmlp import _sync
 

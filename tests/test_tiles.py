@@ -88,9 +88,41 @@ def test_blas_path_is_the_product_too(dtype):
             _check(dtype, trans, *shape, accumulate=True, tiled=False)
 
 
+def _strips(M, sw):
+    """M (rows x n) strip-major: strips of sw columns (the last padded with NaN), each all rows."""
+    n_strips = -(-M.shape[1] // sw)
+    out = np.full((n_strips, M.shape[0], sw), np.nan, dtype=M.dtype)
+    for s in range(n_strips):
+        part = M[:, s * sw:(s + 1) * sw]
+        out[s, :, :part.shape[1]] = part
+    return out
+
+
+def _unstrip(S, n):
+    return np.concatenate(list(S), axis=1)[:, :n]
+
+
+def _product_of_rows(trans_a, m, n, k, X, rows, col0, B, C, accumulate, strip_major=False):
+    """op(A) @ B with A's columns from col0 of the rows: all of them listed (one run).
+
+    With ``strip_major``, B and C are passed strip-major (padding NaN: read
+    or written, it shows) and C is unpacked back in place.
+    """
+    sw = 64 // C.itemsize
+    if not strip_major:
+        _rows_product_one_run(trans_a, m, n, k, X, rows, col0, B, B.shape[1], sw, C,
+                              C.shape[1], sw, accumulate)
+        return
+    Bs, Cs = _strips(B, sw), _strips(C, sw)
+    _rows_product_one_run(trans_a, m, n, k, X, rows, col0, Bs, sw, B.shape[0] * sw, Cs, sw,
+                          C.shape[0] * sw, accumulate)
+    assert np.isnan(Cs[-1, :, n - (Cs.shape[0] - 1) * sw:]).all()  # padding untouched
+    C[...] = _unstrip(Cs, n)
+
+
 @njit
-def _product_of_rows(trans_a, m, n, k, X, rows, col0, B, C, accumulate):
-    """op(A) @ B with A's columns from col0 of the rows: all of them listed (one run)."""
+def _rows_product_one_run(trans_a, m, n, k, X, rows, col0, B, ldb, b_ss, C, ldc, c_ss,
+                          accumulate):
     addrs = np.empty(rows.size, dtype=np.int64)
     for i in range(rows.size):
         addrs[i] = _addr(X, rows[i] * X.shape[1])
@@ -98,10 +130,10 @@ def _product_of_rows(trans_a, m, n, k, X, rows, col0, B, C, accumulate):
     cols = np.arange(col0, col0 + width)
     runs = np.array([col0, col0 + width])
     # Column c of the rows meets row c of B (or of C, transposed): shift them by col0.
-    b_ptr = _addr(B, 0) - (col0 * B.shape[1] * B.itemsize if trans_a == NO_TRANS else 0)
-    c_ptr = _addr(C, 0) - (col0 * C.shape[1] * C.itemsize if trans_a == TRANS else 0)
+    b_ptr = _addr(B, 0) - (col0 * ldb * B.itemsize if trans_a == NO_TRANS else 0)
+    c_ptr = _addr(C, 0) - (col0 * ldc * C.itemsize if trans_a == TRANS else 0)
     product_of_rows(trans_a, m, n, k, addrs, cols, runs, np.empty(0, np.int64), 0, b_ptr,
-                    B.shape[1], c_ptr, C.shape[1], accumulate, np.zeros(2, dtype=C.dtype))
+                    ldb, b_ss, c_ptr, ldc, c_ss, accumulate, np.zeros(2, dtype=C.dtype))
 
 
 # (m, vectors, extra columns, k, col0): leftover rows and vectors, a tail of columns
@@ -114,14 +146,19 @@ ROW_SHAPES = [(1, 1, 0, 1, 0, acc) for acc in (False, True)] + [
     (5, 1, 3, 40, 2, acc) for acc in (False, True)] + [
     (14, 2, 5, 600, 0, acc) for acc in (False, True)] + [
     (9, 0, 3, 50, 1, acc) for acc in (False, True)] + [
-    (6, 8, 0, 20, 40, True), (8, 4, 7, 129, 3, False), (1, 0, 1, 7, 0, False)]
+    (6, 8, 0, 20, 40, True), (8, 4, 7, 129, 3, False), (1, 0, 1, 7, 0, False)] + [
+    # A leftover row's tile of ROW_VECTORS vectors spans strips, then one vector and a tail.
+    (7, 9, 3, 33, 2, acc) for acc in (False, True)]
 
 
 @pytest.mark.parametrize("trans", [NO_TRANS, TRANS], ids=["A", "A.T"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", ROW_SHAPES, ids=["-".join(map(str, s)) for s in ROW_SHAPES])
 def test_product_of_scattered_rows_is_the_product(shape, dtype, trans):
-    """A's rows taken where they lie in X (shuffled rows, from column col0), never copied."""
+    """A's rows taken where they lie in X (shuffled rows, from column col0), never copied.
+
+    B and C row-major, then strip-major: the same bits.
+    """
     m, vectors, extra, k, col0, accumulate = shape
     n = vectors * _tiles.VECTOR_BYTES // np.dtype(dtype).itemsize + extra
     rng = np.random.default_rng(1)
@@ -140,6 +177,9 @@ def test_product_of_scattered_rows_is_the_product(shape, dtype, trans):
     if accumulate:
         bound = bound + np.finfo(dtype).eps * np.abs(C0)
     assert np.all(np.abs(C - exact) <= bound), np.abs(C - exact).max()
+    C_strips = C0.copy()
+    _product_of_rows(trans, m, n, k, X, rows, col0, B, C_strips, accumulate, strip_major=True)
+    np.testing.assert_array_equal(C_strips, C)
 
 
 def test_tiles_and_blas_agree_to_rounding_on_a_first_layer_product():
