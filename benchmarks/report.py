@@ -102,7 +102,7 @@ def header_section(data):
     return "\n\n".join(lines)
 
 
-def epoch_sections(benches, stat):
+def epoch_sections(benches, stat, gemm=None):
     """Seconds per epoch per network and dtype, rows by batch size.
 
     Parameters
@@ -111,6 +111,10 @@ def epoch_sections(benches, stat):
         Benchmarks of the ``mnist-epoch`` groups.
     stat : str
         Statistic of the round times.
+    gemm : dict, optional
+        The session's large-GEMM rates by dtype (machine info ``fastmlp_bench``'s
+        ``gemm_gflops``): with them, the benchmarks run while the machine was
+        slower are listed.
 
     Returns
     -------
@@ -144,8 +148,29 @@ def epoch_sections(benches, stat):
             rows.append(row)
         n = next(iter(cells.values()))["extra_info"]["n_samples"]
         out.append(f"### Epoch on MNIST, {layers}, {dtype} ({n} rows, {stat} of rounds)\n\n"
-                   + _table(header, rows) + _skipped_note(cells, stat))
+                   + _table(header, rows) + _skipped_note(cells, stat)
+                   + _check_note(cells, gemm))
     return "\n\n".join(out)
+
+
+#: A benchmark counts as disturbed when the large-GEMM rate just before or after its
+#: rounds is below this fraction of the session's reference rate.
+DISTURBED = 0.9
+
+
+def _check_note(cells, gemm):
+    """The benchmarks whose rounds ran while the machine was slower than its reference."""
+    checked = [(bs, lib, b["extra_info"]["gemm_check_gflops"]) for (bs, lib), b in
+               sorted(cells.items()) if "gemm_check_gflops" in b["extra_info"]]
+    if not checked or gemm is None:
+        return ""
+    dtype = next(iter(cells.values()))["extra_info"]["dtype"]
+    reference = gemm[dtype]
+    slow = [f"{lib} at batch {bs} ({before:.0f} / {after:.0f} GFLOP/s)"
+            for bs, lib, (before, after) in checked if min(before, after) < DISTURBED * reference]
+    return (f"\n\nMachine check (the large-GEMM rate just before and after each benchmark's "
+            f"rounds): below {DISTURBED:.0%} of the reference {reference:.1f} GFLOP/s for "
+            + ("; ".join(slow) if slow else "none") + ".")
 
 
 def _skipped_note(cells, stat):
@@ -289,7 +314,8 @@ def render(data, stat="min"):
     epochs = [b for g, bs in groups.items() if g.startswith("mnist-epoch") for b in bs]
     sections = [header_section(data)]
     if epochs:
-        sections.append(epoch_sections(epochs, stat))
+        extra = data.get("machine_info", {}).get("fastmlp_bench") or {}
+        sections.append(epoch_sections(epochs, stat, extra.get("gemm_gflops")))
     special = {"digits-fit": digits_section, "grid-search": grid_section,
                "inference": inference_section, "jit": jit_section, "lbfgs": lbfgs_section}
     for group in sorted(groups):
