@@ -17,7 +17,7 @@ from fastmlp._exp import exp, exp_float32
 from fastmlp._mt19937 import shuffle
 from fastmlp._prefetch import prefetch
 from fastmlp._sync import barrier
-from fastmlp._tiles import product, product_of_rows
+from fastmlp._tiles import STRIP_BYTES, product, product_of_rows
 
 # Codes; must match the order of fastmlp._network.ACTIVATIONS / LOSSES.
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
@@ -779,7 +779,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     k = units[n_layers]
     u0 = units[0]
     u1 = units[1]
-    align = 64 // params.itemsize
+    align = STRIP_BYTES // params.itemsize  # a cache line (fastmlp._aligned.CACHE_LINE)
     out_off = _output_offset_of(units, n_layers - 1, batch_size)
     gathered = rows.size > 0 and Xptr.size == 0
     # Tiles can read the batch's rows where they are in X: no gathered copy, and

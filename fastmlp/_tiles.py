@@ -47,6 +47,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from fastmlp._aligned import CACHE_LINE
 from fastmlp._blas import NO_TRANS, TRANS, gemm
 from fastmlp._prefetch import prefetch
 
@@ -70,7 +71,7 @@ VECTOR_BYTES = 64 if _AVX512 else 32
 #: Bytes per strip of a strip-major matrix (one cache line): :func:`product_of_rows`
 #: can take B and C stored as strips of this many bytes of columns, each strip's
 #: rows one after another (see there).
-STRIP_BYTES = 64
+STRIP_BYTES = CACHE_LINE
 #: The k range is cut into blocks whose B rows (one tile's width) fill about
 #: this many bytes, so they stay in the L1 cache while all row tiles use them.
 B_BLOCK_BYTES = 32768

@@ -77,7 +77,7 @@ class _NumbaWorkspace:
         self.deltas = _aligned.empty(rows * sum(units[1:]), dtype)
         # The first layer's units padded to whole cache lines: its blocks may be
         # strip-major (see _kernels._first_layer_blocks).
-        line = 64 // np.dtype(dtype).itemsize
+        line = _aligned.CACHE_LINE // np.dtype(dtype).itemsize
         first_block = units[0] * -(-units[1] // line) * line
         block = max(a * b for a, b in zip(units[:-1], units[1:]))
         self.gbufs = _aligned.rows(n_parts, max(block, first_block, max(units[1:])), dtype)

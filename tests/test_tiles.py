@@ -108,7 +108,7 @@ def _product_of_rows(trans_a, m, n, k, X, rows, col0, B, C, accumulate, strip_ma
     With ``strip_major``, B and C are passed strip-major (padding NaN: read
     or written, it shows) and C is unpacked back in place.
     """
-    sw = 64 // C.itemsize
+    sw = _tiles.STRIP_BYTES // C.itemsize
     if not strip_major:
         _rows_product_one_run(trans_a, m, n, k, X, rows, col0, B, B.shape[1], sw, C,
                               C.shape[1], sw, accumulate)
