@@ -394,12 +394,9 @@ def torch_warm_up(net, X, y):
     return {"warmup_first_call_s": first, "compile_s": max(0.0, first - second)}
 
 
-#: Size of the products that check the machine around each epoch benchmark's rounds.
-CHECK_GEMM_SIZE = 2048
-
 
 def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke, gemm,
-                        rounds):
+                        rounds, machine_check=None):
     """Time one training epoch of one library on MNIST and fill ``extra_info``.
 
     Outside the timed region: compilation on a slice (:func:`warm_up`), the
@@ -428,6 +425,9 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
         Large-GEMM GFLOP/s (see :func:`rate_info`).
     rounds : int
         Timed epochs in full mode.
+    machine_check : _machine.MachineCheck or None, default=None
+        Waits for a quiet machine before the rounds and records the GEMM rate
+        around them (full mode); None: no check.
 
     Returns
     -------
@@ -469,14 +469,10 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
         def epoch(model):
             return quiet_partial_fit(model, X, y).loss_
 
-    # A shared machine's capacity can drop for seconds at a time (another tenant
-    # takes a core): the large-GEMM rate just before and after the rounds shows
-    # whether they ran on the machine the session's reference rate was taken on.
-    before = None if smoke else gemm_rate(CHECK_GEMM_SIZE, dtype, 3)
-    loss = benchmark.pedantic(timer.wrap(epoch), setup=setup, rounds=rounds, iterations=1)
-    if not smoke:
-        benchmark.extra_info["gemm_check_gflops"] = [before,
-                                                      gemm_rate(CHECK_GEMM_SIZE, dtype, 3)]
+    def run():
+        return benchmark.pedantic(timer.wrap(epoch), setup=setup, rounds=rounds, iterations=1)
+
+    loss = run() if machine_check is None else machine_check.around(benchmark, dtype, run)
     accuracy = float(np.mean(latest["model"].predict(X_test) == y_test))
     benchmark.extra_info.update(
         lib=lib, dtype=dtype, batch_size=int(batch_size), layers="-".join(map(str, units)),

@@ -19,11 +19,11 @@ ROUNDS = 3
 
 @pytest.mark.benchmark(group="mnist-epoch 784-256-128-10")
 @pytest.mark.parametrize(("lib", "dtype", "batch_size"), epoch_params())
-def test_deep_epoch(benchmark, lib, dtype, batch_size, mnist, smoke, gemm):
+def test_deep_epoch(benchmark, lib, dtype, batch_size, mnist, smoke, gemm, machine_check):
     """One epoch per round; the loss must fall (and, in full mode, the model beat chance by far)."""
     require_torch(lib)
     accuracy, (first_loss, loss) = run_epoch_benchmark(
-        benchmark, lib, dtype, batch_size, HIDDEN, mnist, smoke, gemm, ROUNDS)
+        benchmark, lib, dtype, batch_size, HIDDEN, mnist, smoke, gemm, ROUNDS, machine_check)
     assert loss < first_loss
     # Two sigmoid hidden layers sit on a plateau (accuracy near chance) for
     # roughly the first hundred batches; smoke mode's 16 to 64 batches do not

@@ -28,11 +28,11 @@ ROUNDS = 5
 
 @pytest.mark.benchmark(group="mnist-epoch 784-128-10")
 @pytest.mark.parametrize(("lib", "dtype", "batch_size"), epoch_params())
-def test_epoch(benchmark, lib, dtype, batch_size, mnist, smoke, gemm):
+def test_epoch(benchmark, lib, dtype, batch_size, mnist, smoke, gemm, machine_check):
     """One epoch per round; the loss must fall and the model beat chance by far."""
     require_torch(lib)
     accuracy, (first_loss, loss) = run_epoch_benchmark(
-        benchmark, lib, dtype, batch_size, HIDDEN, mnist, smoke, gemm, ROUNDS)
+        benchmark, lib, dtype, batch_size, HIDDEN, mnist, smoke, gemm, ROUNDS, machine_check)
     # The timed epoch continues from the first: it must lower the loss.
     # (PyTorch's loss lacks the L2 term, ~1e-3 here, far below the decrease.)
     assert loss < first_loss

@@ -20,9 +20,28 @@ import numpy as np
 import pytest
 
 from _benchkit import SMOKE_TEST_ROWS, SMOKE_TRAIN_ROWS, gemm_rate
+from _machine import MachineCheck
 
 _SMOKE = pytest.StashKey[bool]()
 _GEMM = pytest.StashKey[dict]()
+
+#: Default of ``--bench-quiet-wait``: longest wait for a quiet machine per benchmark.
+QUIET_WAIT_S = 60.0
+
+
+def pytest_addoption(parser):
+    """``--bench-quiet-wait SECONDS``: bound of each timed benchmark's wait for quiet.
+
+    Parameters
+    ----------
+    parser : pytest.Parser
+        pytest's option parser.
+    """
+    parser.addoption(
+        "--bench-quiet-wait", type=float, default=QUIET_WAIT_S, metavar="SECONDS",
+        help="full mode: before its rounds, each epoch / digits / grid-search benchmark waits "
+             "up to SECONDS for the large-GEMM rate to be back at 90%% of the session's "
+             f"reference (default {QUIET_WAIT_S:g}; 0 never waits). See benchmarks/README.md.")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -167,6 +186,17 @@ def gemm(request, smoke):
     return rates
 
 
+@pytest.fixture(scope="session")
+def machine_check(request, smoke, gemm):
+    """The :class:`_machine.MachineCheck` of the timed suites; None in smoke mode."""
+    if smoke:
+        return None
+    max_wait = request.config.getoption("bench_quiet_wait")
+    if max_wait < 0:
+        raise pytest.UsageError(f"--bench-quiet-wait must be >= 0 seconds, got {max_wait:g}.")
+    return MachineCheck(gemm, max_wait)
+
+
 def pytest_benchmark_update_machine_info(config, machine_info):
     """Add the GEMM rates, thread pools, library versions and the mode to the JSON.
 
@@ -186,6 +216,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["fastmlp_bench"] = {
         "smoke": config.stash.get(_SMOKE, None),
         "gemm_gflops": config.stash.get(_GEMM, None),
+        "quiet_wait_s": config.getoption("bench_quiet_wait", default=None),
         "cpu_count": os.cpu_count(),
         "threadpools": [{k: pool.get(k) for k in ("internal_api", "num_threads", "version")}
                         for pool in threadpool_info()],

@@ -149,7 +149,8 @@ def epoch_sections(benches, stat, gemm=None):
         n = next(iter(cells.values()))["extra_info"]["n_samples"]
         out.append(f"### Epoch on MNIST, {layers}, {dtype} ({n} rows, {stat} of rounds)\n\n"
                    + _table(header, rows) + _skipped_note(cells, stat)
-                   + _check_note(cells, gemm))
+                   + _check_note([(f"{lib} at batch {bs}", b["extra_info"])
+                                  for (bs, lib), b in sorted(cells.items())], gemm))
     return "\n\n".join(out)
 
 
@@ -158,18 +159,22 @@ def epoch_sections(benches, stat, gemm=None):
 DISTURBED = 0.9
 
 
-def _check_note(cells, gemm):
-    """The benchmarks whose rounds ran while the machine was slower than its reference."""
-    checked = [(bs, lib, b["extra_info"]["gemm_check_gflops"]) for (bs, lib), b in
-               sorted(cells.items()) if "gemm_check_gflops" in b["extra_info"]]
-    if not checked or gemm is None:
+def _check_note(labelled, gemm):
+    """The benchmarks whose rounds ran while the machine was slower than its reference.
+
+    ``labelled`` holds (label, extra_info) pairs of one table (one dtype).
+    """
+    checked = [(label, e) for label, e in labelled if "gemm_check_gflops" in e]
+    if not checked or not gemm:
         return ""
-    dtype = next(iter(cells.values()))["extra_info"]["dtype"]
-    reference = gemm[dtype]
-    slow = [f"{lib} at batch {bs} ({before:.0f} / {after:.0f} GFLOP/s)"
-            for bs, lib, (before, after) in checked if min(before, after) < DISTURBED * reference]
+    reference = gemm[checked[0][1]["dtype"]]
+    slow = [f"{label} ({e['gemm_check_gflops'][0]:.0f} / {e['gemm_check_gflops'][1]:.0f} "
+            "GFLOP/s)" for label, e in checked
+            if min(e["gemm_check_gflops"]) < DISTURBED * reference]
+    waited = sum(e.get("quiet_wait_s", 0.0) for _, e in checked)
     return (f"\n\nMachine check (the large-GEMM rate just before and after each benchmark's "
-            f"rounds): below {DISTURBED:.0%} of the reference {reference:.1f} GFLOP/s for "
+            f"rounds, after waiting {waited:.0f} s in all for it to reach {DISTURBED:.0%} of the "
+            f"reference {reference:.1f} GFLOP/s): below that for "
             + ("; ".join(slow) if slow else "none") + ".")
 
 
@@ -313,8 +318,8 @@ def render(data, stat="min"):
         groups[b.get("group") or b["name"].split("[")[0]].append(b)
     epochs = [b for g, bs in groups.items() if g.startswith("mnist-epoch") for b in bs]
     sections = [header_section(data)]
+    extra = data.get("machine_info", {}).get("fastmlp_bench") or {}
     if epochs:
-        extra = data.get("machine_info", {}).get("fastmlp_bench") or {}
         sections.append(epoch_sections(epochs, stat, extra.get("gemm_gflops")))
     special = {"digits-fit": digits_section, "grid-search": grid_section,
                "inference": inference_section, "jit": jit_section, "lbfgs": lbfgs_section}
@@ -322,8 +327,10 @@ def render(data, stat="min"):
         if group.startswith("mnist-epoch"):
             continue
         maker = next((fn for prefix, fn in special.items() if group.startswith(prefix)), None)
-        sections.append(maker(groups[group], stat) if maker
-                        else other_section(group, groups[group], stat))
+        text = maker(groups[group], stat) if maker else other_section(group, groups[group], stat)
+        sections.append(text + _check_note(
+            [(b["extra_info"].get("lib", b["name"]), b["extra_info"]) for b in groups[group]],
+            extra.get("gemm_gflops")))
     return "\n\n".join(sections) + "\n"
 
 
