@@ -18,6 +18,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
+from _machine import RoundTimer, pedantic  # noqa: F401  (RoundTimer re-exported)
 from fastmlp import FastMLPClassifier
 from fastmlp.bench import epoch_flops, layer_units, skipped_flops  # noqa: F401  (re-exported)
 from fastmlp.bench import gemm_rate as bench_gemm_rate
@@ -149,42 +150,6 @@ def _timed(fn, *args, **kwargs):
     tic = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - tic
-
-
-class RoundTimer:
-    """Wraps the timed function and keeps its own wall time of every call.
-
-    pytest-benchmark has no statistics when it is disabled (smoke mode), so the
-    derived rates in ``extra_info`` use these times in both modes; with timing
-    on they agree with pytest-benchmark's to within microseconds.
-    """
-
-    def __init__(self):
-        self.times = []
-
-    def wrap(self, fn):
-        """Return ``fn`` with its wall time appended to :attr:`times` on every call.
-
-        Parameters
-        ----------
-        fn : callable
-            The timed function.
-
-        Returns
-        -------
-        wrapped : callable
-        """
-        def timed(*args, **kwargs):
-            tic = time.perf_counter()
-            result = fn(*args, **kwargs)
-            self.times.append(time.perf_counter() - tic)
-            return result
-        return timed
-
-    @property
-    def best(self):
-        """Fastest call, in seconds (pytest-benchmark's ``min``)."""
-        return min(self.times)
 
 
 def make_classifier(lib, hidden, batch_size, dtype, random_state=0, **overrides):
@@ -426,8 +391,8 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
     rounds : int
         Timed epochs in full mode.
     machine_check : _machine.MachineCheck or None, default=None
-        Waits for a quiet machine before the rounds and records the GEMM rate
-        around them (full mode); None: no check.
+        Reads the GEMM rate around every round, waiting for a quiet machine
+        before each (full mode); None: no check.
 
     Returns
     -------
@@ -469,10 +434,7 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
         def epoch(model):
             return quiet_partial_fit(model, X, y).loss_
 
-    def run():
-        return benchmark.pedantic(timer.wrap(epoch), setup=setup, rounds=rounds, iterations=1)
-
-    loss = run() if machine_check is None else machine_check.around(benchmark, dtype, run)
+    loss = pedantic(benchmark, machine_check, dtype, timer.wrap(epoch), setup, rounds)
     accuracy = float(np.mean(latest["model"].predict(X_test) == y_test))
     benchmark.extra_info.update(
         lib=lib, dtype=dtype, batch_size=int(batch_size), layers="-".join(map(str, units)),

@@ -9,6 +9,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 from _benchkit import RoundTimer, epoch_flops, layer_units, make_classifier, quiet_fit, rate_info
+from _machine import pedantic
 
 # Smoke mode runs BLAS single-threaded (see conftest.smoke_single_thread).
 pytestmark = pytest.mark.usefixtures("smoke_single_thread")
@@ -41,13 +42,9 @@ def test_digits_fit(benchmark, lib, digits_split, smoke, gemm, machine_check):
     epochs = SMOKE_EPOCHS if smoke else EPOCHS
     quiet_fit(make_digits_model(lib, 1), X, y)  # compiles (or loads the cache), untimed
     timer = RoundTimer()
-
-    def run():
-        return benchmark.pedantic(timer.wrap(quiet_fit),
-                                  setup=lambda: ((make_digits_model(lib, epochs), X, y), {}),
-                                  rounds=1 if smoke else ROUNDS, iterations=1)
-
-    model = run() if machine_check is None else machine_check.around(benchmark, "float64", run)
+    model = pedantic(benchmark, machine_check, "float64", timer.wrap(quiet_fit),
+                     lambda: ((make_digits_model(lib, epochs), X, y), {}),
+                     1 if smoke else ROUNDS)
     assert model.n_iter_ == epochs
     accuracy = float(model.score(X_test, y_test))
     units = layer_units(X.shape[1], HIDDEN, 10)

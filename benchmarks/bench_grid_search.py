@@ -14,6 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
 from _benchkit import RoundTimer, epoch_flops, layer_units, make_classifier, rate_info
+from _machine import pedantic
 
 # Smoke mode runs BLAS single-threaded (see conftest.smoke_single_thread).
 pytestmark = pytest.mark.usefixtures("smoke_single_thread")
@@ -65,13 +66,8 @@ def test_grid_search(benchmark, lib, digits, smoke, gemm, machine_check):
     epochs = SMOKE_EPOCHS if smoke else EPOCHS
     fit_quietly(grid_search(lib, 1), X[:300], y[:300])  # compiles, untimed
     timer = RoundTimer()
-
-    def run():
-        return benchmark.pedantic(timer.wrap(fit_quietly),
-                                  setup=lambda: ((grid_search(lib, epochs), X, y), {}),
-                                  rounds=1 if smoke else ROUNDS, iterations=1)
-
-    search = run() if machine_check is None else machine_check.around(benchmark, "float64", run)
+    search = pedantic(benchmark, machine_check, "float64", timer.wrap(fit_quietly),
+                      lambda: ((grid_search(lib, epochs), X, y), {}), 1 if smoke else ROUNDS)
     assert len(search.cv_results_["params"]) == N_CANDIDATES
     cv_flops, per_hidden = grid_flops(X)
     refit_flops = per_hidden[search.best_params_["hidden_layer_sizes"]] * X.shape[0]

@@ -30,7 +30,7 @@ QUIET_WAIT_S = 60.0
 
 
 def pytest_addoption(parser):
-    """``--bench-quiet-wait SECONDS``: bound of each timed benchmark's wait for quiet.
+    """``--bench-quiet-wait SECONDS``: bound of each checked benchmark's waits for quiet.
 
     Parameters
     ----------
@@ -39,9 +39,10 @@ def pytest_addoption(parser):
     """
     parser.addoption(
         "--bench-quiet-wait", type=float, default=QUIET_WAIT_S, metavar="SECONDS",
-        help="full mode: before its rounds, each epoch / digits / grid-search benchmark waits "
-             "up to SECONDS for the large-GEMM rate to be back at 90%% of the session's "
-             f"reference (default {QUIET_WAIT_S:g}; 0 never waits). See benchmarks/README.md.")
+        help="full mode: before each round, an epoch / digits / grid-search benchmark waits "
+             "for the large-GEMM rate to be back at 90%% of the best reading so far, up to "
+             f"SECONDS over all its rounds (default {QUIET_WAIT_S:g}; 0 never waits). See "
+             "benchmarks/README.md.")
 
 
 @pytest.hookimpl(tryfirst=True)

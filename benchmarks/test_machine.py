@@ -70,36 +70,73 @@ def test_negative_wait_is_refused():
 
 
 class FakeBenchmark:
+    """pytest-benchmark's pedantic mode: setup then one call per round."""
+
     def __init__(self):
         self.extra_info = {}
 
+    def pedantic(self, fn, setup, rounds, iterations):
+        assert iterations == 1
+        for _ in range(rounds):
+            args, kwargs = setup()
+            result = fn(*args, **kwargs)
+        return result
 
-def test_around_records_both_readings():
-    host = FakeHost([150.0, 178.0, 140.0])
+
+def test_every_round_lies_between_two_readings():
+    # Round 2 waits (a busy reading, a pause, a quiet one); every reading is
+    # followed by the settle pause before its round.
+    host = FakeHost([170.0, 150.0, 175.0, 180.0, 140.0])
     bench = FakeBenchmark()
-    calls = []
-    result = check(host, 60).around(bench, "float32", lambda: calls.append(host.now) or "done")
+    starts = []
+    machine = MachineCheck(REFERENCE, 60, rate=host.rate, pause=5.0, settle=0.3,
+                           clock=host.clock, sleep=host.sleep)
+    result = machine.pedantic(bench, "float32", lambda x: starts.append(host.now) or x,
+                              lambda: (("done",), {}), rounds=3)
     assert result == "done"
-    assert calls == [6.0]  # after the wait: two readings and one pause
-    assert bench.extra_info == {"gemm_check_gflops": [178.0, 140.0], "quiet_wait_s": 6.0}
+    assert starts == pytest.approx([0.8, 7.1, 7.9])
+    assert host.sleeps == [0.3, 5.0, 0.3, 0.3]
+    assert bench.extra_info["gemm_check_gflops"] == [170.0, 175.0, 180.0, 140.0]
+    assert len(bench.extra_info["round_seconds"]) == 3
+    # Readings take 0.5 s each: round 2's wait ran from its first reading to its last.
+    assert bench.extra_info["quiet_wait_s"] == pytest.approx(0.5 + (0.5 + 5.0 + 0.5) + 0.5)
 
 
-def _bench(group, lib, before, after, waited):
+def test_the_wait_budget_is_shared_by_the_rounds():
+    host = FakeHost([100.0] * 100)
+    machine = MachineCheck(REFERENCE, 12, rate=host.rate, pause=5.0, settle=0.0,
+                           clock=host.clock, sleep=host.sleep)
+    bench = FakeBenchmark()
+    machine.pedantic(bench, "float32", lambda: None, lambda: ((), {}), rounds=4)
+    # Round 1 waits twice (to 11.5 s of 12); the others get what is left: no wait.
+    assert [s for s in host.sleeps if s] == [5.0, 5.0]
+    assert len(bench.extra_info["gemm_check_gflops"]) == 5
+    assert host.readings == [100.0] * (100 - 3 - 3 - 1)
+
+
+def _bench(group, lib, checks, waited, rounds=None):
+    e = {"lib": lib, "dtype": "float64", "gemm_check_gflops": checks, "quiet_wait_s": waited,
+         "batch_size": 32, "epochs": 100, "layers": "64-64-10", "n_samples": 1347,
+         "test_accuracy": 0.97, "gflops": 1.0, "seconds": 1.0, "gemm_gflops": 90.0}
+    if rounds is not None:
+        e["round_seconds"] = rounds
     return {"group": group, "name": f"test_digits_fit[{lib}]",
-            "stats": {"min": 1.0, "median": 1.0, "mean": 1.0, "rounds": 5},
-            "extra_info": {"lib": lib, "dtype": "float64", "gemm_check_gflops": [before, after],
-                           "quiet_wait_s": waited, "batch_size": 32, "epochs": 100,
-                           "layers": "64-64-10", "n_samples": 1347, "test_accuracy": 0.97,
-                           "gflops": 1.0, "seconds": 1.0, "gemm_gflops": 90.0}}
+            "stats": {"min": 1.0, "median": 1.0, "mean": 1.0, "rounds": 5}, "extra_info": e}
 
 
 def test_report_names_the_disturbed_benchmarks():
+    group = "digits-fit 64-64-10"
     doc = {"machine_info": {"fastmlp_bench": {"gemm_gflops": {"float64": 90.0}}},
-           "benchmarks": [_bench("digits-fit 64-64-10", "numba", 88.0, 85.0, 12.0),
-                          _bench("digits-fit 64-64-10", "sklearn", 88.0, 70.0, 3.0)]}
+           "benchmarks": [
+               # Fastest round (the 2nd) between 88 and 85: quiet, though round 1 was not.
+               _bench(group, "numba", [60.0, 88.0, 85.0], 12.0, rounds=[1.5, 1.0]),
+               # Fastest round (the 1st) ended at 70: disturbed.
+               _bench(group, "numpy", [88.0, 70.0, 89.0], 2.0, rounds=[1.0, 1.5]),
+               # An older document: one reading before all rounds and one after.
+               _bench(group, "sklearn", [88.0, 75.0], 1.0)]}
     text = report.render(doc)
     assert "after waiting 15 s in all" in text
-    assert "below that for sklearn (88 / 70 GFLOP/s)." in text
+    assert "fastest round for numpy (88 / 70 GFLOP/s); sklearn (88 / 75 GFLOP/s)." in text
     assert "numba (" not in text
 
 
@@ -116,7 +153,7 @@ def test_a_better_reading_raises_the_reference():
 
 
 def test_report_takes_the_best_reading_of_the_session_as_reference():
-    bench = _bench("digits-fit 64-64-10", "numba", 88.0, 120.0, 0.0)
+    bench = _bench("digits-fit 64-64-10", "numba", [88.0, 120.0], 0.0)
     bench["extra_info"].update(gemm_fraction=1.0 / 90.0, gemm_gflops=90.0)
     doc = {"machine_info": {"fastmlp_bench": {"gemm_gflops": {"float64": 90.0}}},
            "benchmarks": [bench]}
