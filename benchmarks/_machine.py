@@ -166,8 +166,8 @@ class MachineCheck:
         ----------
         benchmark : pytest_benchmark.fixture.BenchmarkFixture
             Gets ``extra_info["gemm_check_gflops"]`` (rounds + 1 readings:
-            round i ran between readings i and i + 1), ``["round_seconds"]``
-            and ``["quiet_wait_s"]``.
+            round i ran between readings i and i + 1), ``["gemm_check_dtype"]``,
+            ``["round_seconds"]`` and ``["quiet_wait_s"]``.
         dtype : str
             Element type of the check's products.
         fn : callable
@@ -196,8 +196,8 @@ class MachineCheck:
         result = benchmark.pedantic(timer.wrap(fn), setup=checked_setup, rounds=rounds,
                                     iterations=1)
         readings.append(self.read(dtype))
-        benchmark.extra_info.update(gemm_check_gflops=readings, round_seconds=timer.times,
-                                    quiet_wait_s=waited[0])
+        benchmark.extra_info.update(gemm_check_gflops=readings, gemm_check_dtype=dtype,
+                                    round_seconds=timer.times, quiet_wait_s=waited[0])
         return result
 
 

@@ -25,6 +25,8 @@ import sys
 
 import pytest
 
+from _machine import pedantic
+
 #: Import + tiny float64 fit (the dtype of a plain NumPy user), timed inside the process.
 SCRIPT = r"""
 import json, sys, time, warnings
@@ -127,7 +129,8 @@ def warm_cache_dir(tmp_path_factory):
 
 @pytest.mark.benchmark(group="jit import+first-fit")
 @pytest.mark.parametrize("case", list(CASES))
-def test_import_and_first_fit(benchmark, case, request, smoke, tmp_path_factory):
+def test_import_and_first_fit(benchmark, case, request, smoke, tmp_path_factory,
+                              machine_check):
     """Wall time of a fresh process that imports the library and fits a tiny model once."""
     lib, cache, backend = CASES[case]
     if cache == "cold":
@@ -146,7 +149,7 @@ def test_import_and_first_fit(benchmark, case, request, smoke, tmp_path_factory)
             _FILLED_CACHE["dir"] = cache_dir
         return runs[-1]
 
-    benchmark.pedantic(run, setup=setup, rounds=1 if smoke else ROUNDS[case], iterations=1)
+    pedantic(benchmark, machine_check, "float32", run, setup, 1 if smoke else ROUNDS[case])
     best = {key: min(r[key] for r in runs) for key in ("import_s", "first_fit_s")}
     benchmark.extra_info.update(case=case, lib=lib, numba_cache=cache, backend=runs[-1]["backend"],
                                 rounds=len(runs), smoke=bool(smoke),

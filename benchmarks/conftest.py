@@ -39,7 +39,7 @@ def pytest_addoption(parser):
     """
     parser.addoption(
         "--bench-quiet-wait", type=float, default=QUIET_WAIT_S, metavar="SECONDS",
-        help="full mode: before each round, an epoch / digits / grid-search benchmark waits "
+        help="full mode: before each round, an epoch / digits / grid-search / JIT benchmark waits "
              "for the large-GEMM rate to be back at 90%% of the best reading so far, up to "
              f"SECONDS over all its rounds (default {QUIET_WAIT_S:g}; 0 never waits). See "
              "benchmarks/README.md.")

@@ -90,8 +90,8 @@ def session_reference(data):
     gemm = {dtype: start[dtype] for dtype in ("float32", "float64") if dtype in start}
     for b in data.get("benchmarks", []):
         e = b["extra_info"]
-        if e.get("dtype") in gemm and "gemm_check_gflops" in e:
-            gemm[e["dtype"]] = max(gemm[e["dtype"]], *e["gemm_check_gflops"])
+        if _check_dtype(e) in gemm and "gemm_check_gflops" in e:
+            gemm[_check_dtype(e)] = max(gemm[_check_dtype(e)], *e["gemm_check_gflops"])
     return gemm
 
 
@@ -225,6 +225,11 @@ def _fastest_round_checks(e):
     return checks[0], checks[-1]
 
 
+def _check_dtype(e):
+    """The element type of a benchmark's machine checks (older documents: its own dtype)."""
+    return e.get("gemm_check_dtype", e.get("dtype"))
+
+
 def _check_note(labelled, gemm):
     """The benchmarks whose fastest round ran while the machine was slower than its reference.
 
@@ -233,7 +238,7 @@ def _check_note(labelled, gemm):
     checked = [(label, e) for label, e in labelled if "gemm_check_gflops" in e]
     if not checked or not gemm:
         return ""
-    reference = gemm[checked[0][1]["dtype"]]
+    reference = gemm[_check_dtype(checked[0][1])]
     slow = []
     for label, e in checked:
         before, after = _fastest_round_checks(e)
@@ -398,8 +403,8 @@ def render(data, stat="min"):
         maker = next((fn for prefix, fn in special.items() if group.startswith(prefix)), None)
         text = maker(groups[group], stat) if maker else other_section(group, groups[group], stat)
         sections.append(text + _check_note(
-            [(b["extra_info"].get("lib", b["name"]), b["extra_info"]) for b in groups[group]],
-            gemm))
+            [(b["extra_info"].get("case") or b["extra_info"].get("lib", b["name"]),
+              b["extra_info"]) for b in groups[group]], gemm))
     return "\n\n".join(sections) + "\n"
 
 

@@ -163,3 +163,16 @@ def test_report_takes_the_best_reading_of_the_session_as_reference():
     assert "| 1.0 (0.8 %) |" in text  # 1 GFLOP/s of 120, not of the start's 90
     assert "numba (88 / 120 GFLOP/s)" in text
     assert bench["extra_info"]["gemm_gflops"] == 90.0  # the document is not modified
+
+
+def test_report_checks_benchmarks_without_a_dtype_against_the_checks_dtype():
+    # The JIT suite's fits are float64, its checks float32 products, and its
+    # rows are labelled by case.
+    e = {"case": "fastmlp-cold", "lib": "fastmlp", "gemm_check_gflops": [150.0, 180.0],
+         "gemm_check_dtype": "float32", "round_seconds": [20.0], "quiet_wait_s": 0.0}
+    doc = {"machine_info": {"fastmlp_bench": {"gemm_gflops": {"float32": 170.0}}},
+           "benchmarks": [{"group": "other", "name": "test_x[fastmlp-cold]",
+                           "stats": {"min": 20.0, "median": 20.0, "mean": 20.0, "rounds": 1},
+                           "extra_info": e}]}
+    assert report.session_reference(doc) == {"float32": 180.0}
+    assert "round for fastmlp-cold (150 / 180 GFLOP/s)." in report.render(doc)
