@@ -359,7 +359,6 @@ def torch_warm_up(net, X, y):
     return {"warmup_first_call_s": first, "compile_s": max(0.0, first - second)}
 
 
-
 def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke, gemm,
                         rounds, machine_check=None):
     """Time one training epoch of one library on MNIST and fill ``extra_info``.

@@ -144,16 +144,18 @@ class MachineCheck:
         gflops : float
             The last reading.
         waited_s : float
-            Seconds spent, from the first reading to the last.
+            Seconds from the end of the first reading to the end of the last
+            (0 when the first is quiet).
         """
         budget = self.max_wait if budget is None else budget
         start = self.clock()
         gflops = self.read(dtype)
+        first = self.clock()
         while (gflops < DISTURBED * self.reference[dtype]
                and self.clock() - start + self.pause <= budget):
             self.sleep(self.pause)
             gflops = self.read(dtype)
-        return gflops, self.clock() - start
+        return gflops, self.clock() - first
 
     def pedantic(self, benchmark, dtype, fn, setup, rounds):
         """``benchmark.pedantic`` with a reading before every round and after the last.

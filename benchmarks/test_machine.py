@@ -36,7 +36,7 @@ def check(host, max_wait):
 
 def test_quiet_host_is_read_once():
     host = FakeHost([175.0])
-    assert check(host, 60).quiet("float32") == (175.0, 0.5)
+    assert check(host, 60).quiet("float32") == (175.0, 0.0)
     assert host.sleeps == []
 
 
@@ -46,7 +46,7 @@ def test_waits_until_the_rate_is_back():
     gflops, waited = check(host, 60).quiet("float32")
     assert gflops == 170.0
     assert host.sleeps == [5.0, 5.0]
-    assert waited == pytest.approx(3 * 0.5 + 2 * 5.0)
+    assert waited == pytest.approx(2 * 5.0 + 2 * 0.5)  # after the first reading
     assert host.readings == [100.0]
 
 
@@ -60,7 +60,7 @@ def test_gives_up_after_max_wait():
 
 def test_zero_wait_never_sleeps():
     host = FakeHost([100.0, 100.0])
-    assert check(host, 0).quiet("float32") == (100.0, 0.5)
+    assert check(host, 0).quiet("float32") == (100.0, 0.0)
     assert host.sleeps == []
 
 
@@ -98,8 +98,8 @@ def test_every_round_lies_between_two_readings():
     assert host.sleeps == [0.3, 5.0, 0.3, 0.3]
     assert bench.extra_info["gemm_check_gflops"] == [170.0, 175.0, 180.0, 140.0]
     assert len(bench.extra_info["round_seconds"]) == 3
-    # Readings take 0.5 s each: round 2's wait ran from its first reading to its last.
-    assert bench.extra_info["quiet_wait_s"] == pytest.approx(0.5 + (0.5 + 5.0 + 0.5) + 0.5)
+    # Readings take 0.5 s each: round 2 waited a pause and a reading.
+    assert bench.extra_info["quiet_wait_s"] == pytest.approx(5.0 + 0.5)
 
 
 def test_the_wait_budget_is_shared_by_the_rounds():
