@@ -18,10 +18,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
 
-from _machine import RoundTimer, pedantic  # noqa: F401  (RoundTimer re-exported)
+from _machine import RoundTimer, gemm_rate, pedantic  # noqa: F401  (re-exported)
 from fastmlp import FastMLPClassifier
 from fastmlp.bench import epoch_flops, layer_units, skipped_flops  # noqa: F401  (re-exported)
-from fastmlp.bench import gemm_rate as bench_gemm_rate
 
 #: Libraries of the epoch suites, in table order.
 EPOCH_LIBS = ("numba", "numpy", "sklearn", "torch")
@@ -125,25 +124,6 @@ def blas_threads_per_fit():
     from fastmlp import config
 
     return getattr(config, "BLAS_THREADS_PER_FIT", None)
-
-
-def gemm_rate(n, dtype, repeats):
-    """Best-of-``repeats`` GFLOP/s of an ``n``-cubed NumPy matrix product.
-
-    Parameters
-    ----------
-    n : int
-        Side of the square matrices.
-    dtype : str or numpy dtype
-        Element type.
-    repeats : int
-        Timed products after one untimed one (which starts the BLAS threads).
-
-    Returns
-    -------
-    gflops : float
-    """
-    return bench_gemm_rate(n, np.dtype(dtype).type, repeats)[0] / 1e9
 
 
 def _timed(fn, *args, **kwargs):

@@ -16,13 +16,33 @@ import time
 import numpy as np
 from report import DISTURBED
 
-from fastmlp.bench import SETTLE_SECONDS, gemm_rate
+from fastmlp.bench import SETTLE_SECONDS
+from fastmlp.bench import gemm_rate as bench_gemm_rate
 
 #: Side of the square products of one check (best of :data:`CHECK_REPEATS`).
 CHECK_GEMM_SIZE = 2048
 CHECK_REPEATS = 3
 #: Seconds between two checks while waiting for the machine to be quiet.
 QUIET_PAUSE_S = 5.0
+
+
+def gemm_rate(n, dtype, repeats):
+    """Best-of-``repeats`` GFLOP/s of an ``n``-cubed NumPy matrix product.
+
+    Parameters
+    ----------
+    n : int
+        Side of the square matrices.
+    dtype : str or numpy dtype
+        Element type.
+    repeats : int
+        Timed products after one untimed one (which starts the BLAS threads).
+
+    Returns
+    -------
+    gflops : float
+    """
+    return bench_gemm_rate(n, np.dtype(dtype).type, repeats)[0] / 1e9
 
 
 def check_rate(dtype):
@@ -37,7 +57,7 @@ def check_rate(dtype):
     -------
     gflops : float
     """
-    return gemm_rate(CHECK_GEMM_SIZE, np.dtype(dtype).type, CHECK_REPEATS)[0] / 1e9
+    return gemm_rate(CHECK_GEMM_SIZE, dtype, CHECK_REPEATS)
 
 
 class RoundTimer:

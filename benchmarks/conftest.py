@@ -192,10 +192,10 @@ def machine_check(request, smoke, gemm):
     """The :class:`_machine.MachineCheck` of the timed suites; None in smoke mode."""
     if smoke:
         return None
-    max_wait = request.config.getoption("bench_quiet_wait")
-    if max_wait < 0:
-        raise pytest.UsageError(f"--bench-quiet-wait must be >= 0 seconds, got {max_wait:g}.")
-    return MachineCheck(gemm, max_wait)
+    try:
+        return MachineCheck(gemm, request.config.getoption("bench_quiet_wait"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--bench-quiet-wait: {exc}") from None
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
