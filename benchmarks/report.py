@@ -90,8 +90,9 @@ def session_reference(data):
     gemm = {dtype: start[dtype] for dtype in ("float32", "float64") if dtype in start}
     for b in data.get("benchmarks", []):
         e = b["extra_info"]
-        if _check_dtype(e) in gemm and "gemm_check_gflops" in e:
-            gemm[_check_dtype(e)] = max(gemm[_check_dtype(e)], *e["gemm_check_gflops"])
+        dtype = _check_dtype(e)
+        if dtype in gemm and "gemm_check_gflops" in e:
+            gemm[dtype] = max(gemm[dtype], *e["gemm_check_gflops"])
     return gemm
 
 
