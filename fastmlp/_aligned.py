@@ -16,6 +16,18 @@ import numpy as np
 #: Bytes per cache line (and per AVX-512 vector) on x86-64.
 CACHE_LINE = 64
 
+#: Strips a CPU may prefetch past the end of a strip-major block (a strip: one
+#: cache line of each of the block's rows; see ``_tiles.product_of_rows``).
+#: The tiles step through such a block a strip at a time, and on AMD Zen 3
+#: the prefetcher follows that stride up to 7 strips past the last one. Two
+#: threads each computing a first-layer weight gradient (MNIST, 784 x 64
+#: float32: 4 strips of 49 KB) into one buffer: the block placed 4 to 10
+#: strips after the start of the other took 7-72 % longer than it (two
+#: processes), 11 or more strips after it as long. Row-major blocks: no
+#: difference at any distance. Blocks that threads write at the same time
+#: are each followed by this many strips that no thread writes.
+PREFETCH_REACH_STRIPS = 8
+
 
 def empty(n, dtype):
     """An uninitialised 1-D array of ``n`` elements whose first element starts a cache line.

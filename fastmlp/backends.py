@@ -80,7 +80,12 @@ class _NumbaWorkspace:
         line = _aligned.CACHE_LINE // np.dtype(dtype).itemsize
         first_block = units[0] * -(-units[1] // line) * line
         block = max(a * b for a, b in zip(units[:-1], units[1:]))
-        self.gbufs = _aligned.rows(n_parts, max(block, first_block, max(units[1:])), dtype)
+        # Each part's row ends with strips no thread writes, so that the prefetcher
+        # following a part's strip-major gradient does not take the next part's
+        # lines from the core writing them (_aligned.PREFETCH_REACH_STRIPS).
+        guard = _aligned.PREFETCH_REACH_STRIPS * units[0] * line if n_parts > 1 else 0
+        self.gbufs = _aligned.rows(n_parts, max(block, first_block, max(units[1:])) + guard,
+                                   dtype)
         # The first layer's weights and optimizer state, one contiguous block per part.
         self.first = _aligned.rows(3, first_block if gather else 0, dtype)
         self.iscrs, self.fscrs = _blas_scratch(dtype, n_parts)

@@ -41,3 +41,19 @@ def test_numba_workspace_buffers_are_aligned():
     for name in ("gbufs", "first", "partials"):
         for row in getattr(ws, name):
             assert row.ctypes.data % 64 == 0, name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_threads_gradient_blocks_are_out_of_each_others_prefetch_reach(dtype):
+    # A part's first-layer gradient is strip-major (strips of a cache line of
+    # each of the u0 rows); the next part's block must start at least
+    # PREFETCH_REACH_STRIPS strips after the end of everything the part writes.
+    u0, u1, batch = 784, 128, 128
+    network = Network([u0, u1, 10], "logistic", "log_loss")
+    X = np.zeros((256, u0), dtype)
+    Y = np.zeros((256, 10), dtype)
+    ws = backends.make_trainer("numba", network, X, Y, None, batch, dtype).ws
+    assert ws.n_parts == 2 and ws.gbufs.shape[0] == 2
+    strip = u0 * _aligned.CACHE_LINE // ws.gbufs.itemsize
+    written = max(u0 * u1, u1 * 10)  # a part writes at most a whole layer's gradient
+    assert ws.gbufs.shape[1] >= written + _aligned.PREFETCH_REACH_STRIPS * strip
