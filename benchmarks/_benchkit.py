@@ -20,7 +20,7 @@ from sklearn.neural_network import MLPClassifier
 
 from _machine import RoundTimer, gemm_rate, pedantic  # noqa: F401  (re-exported)
 from fastmlp import FastMLPClassifier
-from fastmlp.bench import epoch_flops, layer_units, skipped_flops  # noqa: F401  (re-exported)
+from fastmlp.bench.run import epoch_flops, layer_units, skipped_flops  # noqa: F401  (re-exported)
 
 #: Libraries of the epoch suites, in table order.
 EPOCH_LIBS = ("numba", "numpy", "sklearn", "torch")

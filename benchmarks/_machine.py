@@ -16,8 +16,8 @@ import time
 import numpy as np
 from report import DISTURBED
 
-from fastmlp.bench import SETTLE_SECONDS
-from fastmlp.bench import gemm_rate as bench_gemm_rate
+from fastmlp.bench.run import SETTLE_SECONDS
+from fastmlp.bench.run import gemm_rate as bench_gemm_rate
 
 #: Side of the square products of one check (best of :data:`CHECK_REPEATS`).
 CHECK_GEMM_SIZE = 2048
@@ -112,7 +112,7 @@ class MachineCheck:
         ``rate(dtype) -> GFLOP/s``.
     pause : float, default=QUIET_PAUSE_S
         Seconds between readings while waiting.
-    settle : float, default=fastmlp.bench.SETTLE_SECONDS
+    settle : float, default=fastmlp.bench.run.SETTLE_SECONDS
         Pause after a reading before the round starts: OpenBLAS's threads spin
         for about 0.1 s after a threaded product and would slow the round.
     clock, sleep : callable

@@ -141,7 +141,7 @@ def main(argv=None):
     for epoch in range(args.epochs):
         lr = learning_rate(epoch, args.epochs, args.lr)
         if epoch:
-            # _optimizer is the estimator's private fastmlp.optimizers.SGD, kept
+            # _optimizer is the estimator's private fastmlp.engine.optimizers.SGD, kept
             # across partial_fit calls; setting its rate is how we get a custom schedule.
             clf._optimizer.learning_rate = lr
         tic = time.perf_counter()

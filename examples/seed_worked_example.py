@@ -5,8 +5,8 @@ The seed (notes on back-propagation, PadhAI course) pushes one input
 (sigmoid hidden layer, softmax output, zero biases) and differentiates the
 loss with respect to one weight, ``w212``: layer 2, output unit 1, hidden
 unit 2. This script recomputes every number the seed prints, using
-:func:`fastmlp.reference.forward` and :func:`fastmlp.reference.backprop` on a
-:class:`fastmlp._network.Network`.
+:func:`fastmlp.engine.reference.forward` and :func:`fastmlp.engine.reference.backprop` on a
+:class:`fastmlp.engine.network.Network`.
 
 Two things to know when reading the seed next to this script:
 
@@ -32,8 +32,8 @@ import argparse
 
 import numpy as np
 
-from fastmlp import reference
-from fastmlp._network import Network
+from fastmlp.engine import reference
+from fastmlp.engine.network import Network
 
 # The seed's numbers, in its "rows = output units" layout.
 SEED_W1 = np.array([[0.1, 0.3, 0.8, -0.4],
@@ -88,7 +88,7 @@ def squared_loss_gradient_w212(activations):
     Parameters
     ----------
     activations : list of ndarray
-        ``[x, h1, yhat]`` from :func:`fastmlp.reference.forward`.
+        ``[x, h1, yhat]`` from :func:`fastmlp.engine.reference.forward`.
 
     Returns
     -------

@@ -2,7 +2,7 @@
 
 import sys
 
-from fastmlp.cli import main
+from fastmlp.bench.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,7 @@ PREDICT_CHUNK_ROWS = 1024
 #: bounds the activation memory to this many rows instead of all of X.
 FULL_BATCH_BLOCK_ROWS = 2048
 
-#: BLAS threads of one fit or prediction (see :mod:`fastmlp._threads`). 1: every
+#: BLAS threads of one fit or prediction (see :mod:`fastmlp.engine.threads`). 1: every
 #: fit computes with single-threaded BLAS, so results are the same bits however
 #: fits are scheduled (one after another, in threads, loky, Dask) and
 #: concurrent fits never oversubscribe the cores. None: a fit alone uses BLAS's
@@ -45,7 +45,7 @@ MIN_THREADED_FLOPS = 4_000_000
 #: BLAS gemm only (False). None: tiles where the CPU has AVX-512, or AVX2 with
 #: FMA (measured faster than OpenBLAS on the first layer's products of a
 #: mini-batch on both: 1.3-2x on an Intel Xeon, 1.1-2x on an AMD EPYC); see
-#: :mod:`fastmlp._tiles`. Either way the results agree to rounding; a given
+#: :mod:`fastmlp.kernels.tiles`. Either way the results agree to rounding; a given
 #: setting gives the same bits on every run.
 TILED_PRODUCTS = None
 

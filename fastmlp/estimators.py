@@ -28,10 +28,12 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import (_assert_all_finite, _num_features, _num_samples,
                                       column_or_1d, validate_data)
 
-from fastmlp import _threads, backends, config
-from fastmlp._labels import encode_labels
-from fastmlp._network import Network
-from fastmlp.optimizers import make_optimizer
+from fastmlp import config
+from fastmlp.engine import threads
+from fastmlp.engine import backends
+from fastmlp.engine.labels import encode_labels
+from fastmlp.engine.network import Network
+from fastmlp.engine.optimizers import make_optimizer
 
 
 class TrainingDivergedError(ValueError):
@@ -160,7 +162,7 @@ class _FastMLPMixin:
             # the cap: 'auto' sends only small fits to NumPy, which gain nothing
             # from BLAS threads, and one thread per product keeps their results
             # the same bits however fits overlap, as on the kernels.
-            with _threads.share_cores(capped=self.backend != "numpy"):
+            with threads.share_cores(capped=self.backend != "numpy"):
                 return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
@@ -423,7 +425,7 @@ class _FastMLPMixin:
             raise ValueError("The model's weights (coefs_ or intercepts_) contain NaN or "
                              "inf, so its outputs would not be finite. Refit the model.")
         backend = self._predict_backend(network, X.shape[0])
-        with _threads.share_cores(capped=self.backend != "numpy", join_enclosing=True):
+        with threads.share_cores(capped=self.backend != "numpy", join_enclosing=True):
             out = backends.predict(backend, network, params, X)
         if check_input and not np.isfinite(out).all():
             raise ValueError(

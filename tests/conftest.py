@@ -1,7 +1,7 @@
 """Shared test set-up.
 
 Most tests fit tiny data sets. Under the default ``backend='auto'`` such fits
-run on the NumPy reference (:func:`fastmlp.backends.auto_backend`), so the
+run on the NumPy reference (:func:`fastmlp.engine.backends.auto_backend`), so the
 compiled kernels, which those tests were written to check, would not run at
 all. Every test therefore runs with ``auto`` pinned to the kernels
 (:data:`fastmlp.config.AUTO_NUMPY_SECONDS` = 0); the tests of ``auto`` itself

@@ -1,34 +1,35 @@
-"""fastmlp._aligned: buffers shared by the kernels' threads start on cache lines."""
+"""fastmlp.kernels.aligned: buffers shared by the kernels' threads start on cache lines."""
 
 import numpy as np
 import pytest
 
-from fastmlp import _aligned, backends
-from fastmlp._network import Network
+from fastmlp.kernels import aligned
+from fastmlp.engine import backends
+from fastmlp.engine.network import Network
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
 @pytest.mark.parametrize("n", [0, 1, 3, 16, 17, 1000, 50_177])
 def test_empty_and_zeros_start_a_cache_line(n, dtype):
     for _ in range(5):  # several allocations: NumPy's own alignment varies between them
-        a = _aligned.empty(n, dtype)
-        z = _aligned.zeros(n, dtype)
+        a = aligned.empty(n, dtype)
+        z = aligned.zeros(n, dtype)
         for arr in (a, z):
             assert arr.shape == (n,) and arr.dtype == dtype and arr.flags.c_contiguous
             # (An empty array holds no cache line; NumPy may point it anywhere.)
-            assert n == 0 or arr.ctypes.data % _aligned.CACHE_LINE == 0
+            assert n == 0 or arr.ctypes.data % aligned.CACHE_LINE == 0
         assert not z.any()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_rows, n", [(1, 5), (2, 17), (3, 784 * 100), (4, 0)])
 def test_every_row_starts_a_cache_line(n_rows, n, dtype):
-    a = _aligned.rows(n_rows, n, dtype)
+    a = aligned.rows(n_rows, n, dtype)
     assert a.shape[0] == n_rows and a.shape[1] >= n and a.dtype == dtype
-    assert a.shape[1] * a.itemsize % _aligned.CACHE_LINE == 0
-    assert a.shape[1] - n < _aligned.CACHE_LINE // a.itemsize  # at most one line of padding
+    assert a.shape[1] * a.itemsize % aligned.CACHE_LINE == 0
+    assert a.shape[1] - n < aligned.CACHE_LINE // a.itemsize  # at most one line of padding
     for row in a:
-        assert n == 0 or row.ctypes.data % _aligned.CACHE_LINE == 0
+        assert n == 0 or row.ctypes.data % aligned.CACHE_LINE == 0
 
 
 def test_numba_workspace_buffers_are_aligned():
@@ -54,6 +55,6 @@ def test_threads_gradient_blocks_are_out_of_each_others_prefetch_reach(dtype):
     Y = np.zeros((256, 10), dtype)
     ws = backends.make_trainer("numba", network, X, Y, None, batch, dtype).ws
     assert ws.n_parts == 2 and ws.gbufs.shape[0] == 2
-    strip = u0 * _aligned.CACHE_LINE // ws.gbufs.itemsize
+    strip = u0 * aligned.CACHE_LINE // ws.gbufs.itemsize
     written = max(u0 * u1, u1 * 10)  # a part writes at most a whole layer's gradient
-    assert ws.gbufs.shape[1] >= written + _aligned.PREFETCH_REACH_STRIPS * strip
+    assert ws.gbufs.shape[1] >= written + aligned.PREFETCH_REACH_STRIPS * strip

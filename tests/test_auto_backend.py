@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from fastmlp import FastMLPClassifier, FastMLPRegressor, backends, config
+from fastmlp import FastMLPClassifier, FastMLPRegressor, config
+from fastmlp.engine import backends
 
 # The suite pins 'auto' to the kernels (conftest.py); here it is as shipped.
 pytestmark = pytest.mark.usefixtures("auto_as_shipped")

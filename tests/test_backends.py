@@ -15,9 +15,10 @@ import pytest
 import scipy.sparse as sp
 from sklearn.neural_network import MLPClassifier
 
-from fastmlp import backends, config
-from fastmlp._network import Network
-from fastmlp.optimizers import SGD, Adam
+from fastmlp import config
+from fastmlp.engine import backends
+from fastmlp.engine.network import Network
+from fastmlp.engine.optimizers import SGD, Adam
 
 HIDDEN_ACTIVATIONS = ["logistic", "tanh", "relu", "identity"]
 LOSS_CASES = [

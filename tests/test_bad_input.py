@@ -15,7 +15,8 @@ from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils._param_validation import InvalidParameterError
 
-from fastmlp import FastMLPClassifier, FastMLPRegressor, backends, config
+from fastmlp import FastMLPClassifier, FastMLPRegressor, config
+from fastmlp.engine import backends
 
 
 @pytest.fixture(autouse=True, params=["kernels", "numpy"])
@@ -358,7 +359,7 @@ def test_failed_first_partial_fit_leaves_estimator_unfitted():
 # ---- NaN and inf found by the kernels while training -------------------------------------
 # The numba backend skips scikit-learn's separate pass over X for sgd and adam:
 # the kernels check each batch's rows whose first-layer products are not finite
-# (_kernels._rows_nonfinite) and the estimator then reports the input with
+# (train._rows_nonfinite) and the estimator then reports the input with
 # scikit-learn's message.
 
 X_BIG = RNG.rand(400, 4)
@@ -447,7 +448,7 @@ def test_float64_values_beyond_float32_reported_as_too_large():
 
 
 def test_rows_nonfinite_kernel_looks_at_exactly_its_rows():
-    from fastmlp import _kernels
+    from fastmlp.kernels import train
 
     dense = np.ones((9, 37), dtype=np.float32)
     order = np.array([4, 0, 8, 2, 6, 1, 3, 7, 5], dtype=np.int64)
@@ -457,14 +458,14 @@ def test_rows_nonfinite_kernel_looks_at_exactly_its_rows():
         for col in range(37):  # every position of the vector loop and its tail
             dense[6, col] = value
             # rows order: row 6 is at position 4 of the epoch
-            assert _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 3, 2)
-            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 0, 4)
-            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 5, 4)
+            assert train._rows_nonfinite(dense, empty, empty_ptr, order, 3, 2)
+            assert not train._rows_nonfinite(dense, empty, empty_ptr, order, 0, 4)
+            assert not train._rows_nonfinite(dense, empty, empty_ptr, order, 5, 4)
             # stored order
-            assert _kernels._rows_nonfinite(dense, empty, empty_ptr, no_rows, 6, 1)
-            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, no_rows, 0, 6)
+            assert train._rows_nonfinite(dense, empty, empty_ptr, no_rows, 6, 1)
+            assert not train._rows_nonfinite(dense, empty, empty_ptr, no_rows, 0, 6)
             dense[6, col] = np.finfo(np.float32).max  # large but finite
-            assert not _kernels._rows_nonfinite(dense, empty, empty_ptr, order, 0, 9)
+            assert not train._rows_nonfinite(dense, empty, empty_ptr, order, 0, 9)
             dense[6, col] = 1.0
     import scipy.sparse as sp
 
@@ -472,8 +473,8 @@ def test_rows_nonfinite_kernel_looks_at_exactly_its_rows():
     csr.data[csr.indptr[6] + 2] = np.nan
     blank = np.empty((0, 37))
     ptr = csr.indptr.astype(np.int64)
-    assert _kernels._rows_nonfinite(blank, csr.data, ptr, order, 4, 1)
-    assert not _kernels._rows_nonfinite(blank, csr.data, ptr, order, 0, 4)
+    assert train._rows_nonfinite(blank, csr.data, ptr, order, 4, 1)
+    assert not train._rows_nonfinite(blank, csr.data, ptr, order, 0, 4)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])
@@ -481,8 +482,8 @@ def test_kernel_stops_at_the_batch_holding_the_bad_row(shuffle):
     # -inf in a row whose first-layer weights are all positive: every hidden
     # unit's logistic is exactly 0, so that batch's loss is finite and only the
     # next update would turn non-finite. The row check stops at the batch itself.
-    from fastmlp._network import Network
-    from fastmlp.optimizers import SGD
+    from fastmlp.engine.network import Network
+    from fastmlp.engine.optimizers import SGD
 
     network = Network([3, 4, 2], "logistic", "log_loss")
     coefs = [np.full((3, 4), 0.5), np.full((4, 2), 0.1)]
@@ -505,8 +506,8 @@ def test_overflowing_products_of_finite_rows_are_not_bad_input(monkeypatch, tile
     # batches train on as scikit-learn's would (the logistic saturates at 1,
     # every loss stays finite). A learning rate of 0 keeps the weights fixed.
     from fastmlp import config
-    from fastmlp._network import Network
-    from fastmlp.optimizers import SGD
+    from fastmlp.engine.network import Network
+    from fastmlp.engine.optimizers import SGD
 
     monkeypatch.setattr(config, "TILED_PRODUCTS", tiled)
     network = Network([3, 4, 2], "logistic", "log_loss")

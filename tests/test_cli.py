@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from fastmlp import bench, cli, config
-from fastmlp.bench import epoch_flops, layer_units, load_bench_data, skipped_flops
+from fastmlp import config
+from fastmlp.bench import cli
+from fastmlp.bench import run as bench
+from fastmlp.bench.run import epoch_flops, layer_units, load_bench_data, skipped_flops
 
 MNIST_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

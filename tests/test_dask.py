@@ -61,9 +61,9 @@ def _estimator(**params):
 
 def _kernel_cache_stats():
     """(cache hits, cache misses) of the training and prediction kernels in this process."""
-    from fastmlp import _kernels
+    from fastmlp.kernels import train
 
-    kernels = (_kernels.train_batches, _kernels.predict)
+    kernels = (train.train_batches, train.predict)
     return (sum(sum(k.stats.cache_hits.values()) for k in kernels),
             sum(sum(k.stats.cache_misses.values()) for k in kernels))
 
@@ -131,8 +131,8 @@ def test_estimator_pickles_small_without_compiled_objects(digits):
     # Only sklearn-style state: no Numba dispatchers, compiled code or workspaces.
     modules = {arg for _, arg, _ in pickletools.genops(fitted)
                if isinstance(arg, str) and "." in arg}  # dotted strings: module names
-    assert {"fastmlp.estimators", "fastmlp.optimizers"} <= modules  # the check sees them...
-    assert not any(name.startswith(("numba.", "llvmlite.", "fastmlp.backends", "fastmlp._"))
+    assert {"fastmlp.estimators", "fastmlp.engine.optimizers"} <= modules  # the check sees them...
+    assert not any(name.startswith(("numba.", "llvmlite.", "fastmlp.engine.backends", "fastmlp._"))
                    for name in modules), modules  # ...and none of the compiled machinery
     # As small as scikit-learn's own MLPClassifier with the same state.
     params = {k: v for k, v in fitted_model.get_params().items()
@@ -222,9 +222,9 @@ example = runpy.run_path(sys.argv[1])
 rng = np.random.default_rng(0)
 X, y = rng.random((64, 784)).astype(np.float32), np.arange(64) % 10
 example["warm_compile_cache"](X, y)
-from fastmlp import _kernels
+from fastmlp.kernels import train
 print(sum(sum(k.stats.cache_hits.values()) + sum(k.stats.cache_misses.values())
-          for k in (_kernels.train_batches, _kernels.predict)))
+          for k in (train.train_batches, train.predict)))
 """
 
 

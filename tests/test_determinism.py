@@ -197,20 +197,23 @@ def test_concurrent_predictions_match_sequential():
 COMPILE_CHILD = r"""
 import hashlib, json
 import numpy as np
-from fastmlp import FastMLPClassifier, _kernels, _sync, _tiles
+from fastmlp import FastMLPClassifier
+from fastmlp.kernels import train
+from fastmlp.kernels import sync
+from fastmlp.kernels import tiles
 
 rng = np.random.RandomState(0)
 X, y = rng.rand(100, 4), rng.randint(0, 3, 100)
 clf = FastMLPClassifier((5,), solver="sgd", max_iter=3, random_state=0, backend="numba").fit(X, y)
 digest = hashlib.sha256(b"".join(a.tobytes() for a in clf.coefs_ + clf.intercepts_)
                         + clf.predict_proba(X).tobytes()).hexdigest()
-stats = {name: [sum(getattr(_kernels, name).stats.cache_hits.values()),
-                sum(getattr(_kernels, name).stats.cache_misses.values())]
+stats = {name: [sum(getattr(train, name).stats.cache_hits.values()),
+                sum(getattr(train, name).stats.cache_misses.values())]
          for name in ("train_batches", "predict")}
 # Versions of the kernels' callees this process compiled or loaded (none when it
 # loaded train_batches from the cache).
 versions = {f"{mod.__name__}.{name}": len(getattr(mod, name).signatures)
-            for mod, name in ((_tiles, "product"), (_tiles, "product_of_rows"), (_sync, "barrier"))}
+            for mod, name in ((tiles, "product"), (tiles, "product_of_rows"), (sync, "barrier"))}
 print(json.dumps({"digest": digest, "stats": stats, "versions": versions}))
 """
 
@@ -280,7 +283,7 @@ def test_partial_fit_starts_from_the_rate_its_last_call_measured(monkeypatch):
     Only the timing changes, never the result (see the chunking test above); at
     another batch size the old rate is not used.
     """
-    from fastmlp import backends
+    from fastmlp.engine import backends
 
     sizes = []
     original = backends.NumbaTrainer.run

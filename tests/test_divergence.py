@@ -12,8 +12,9 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
-from fastmlp import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError, backends
-from fastmlp._network import Network
+from fastmlp import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError
+from fastmlp.engine import backends
+from fastmlp.engine.network import Network
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(300, 6)

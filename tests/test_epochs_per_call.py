@@ -15,8 +15,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fastmlp import (FastMLPClassifier, FastMLPRegressor, TrainingDivergedError, backends,
-                     config, estimators)
+from fastmlp import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError, config, estimators
+from fastmlp.engine import backends
 
 RNG = np.random.RandomState(0)
 X = RNG.randn(300, 12)
@@ -115,9 +115,9 @@ def test_split_network_in_threads(monkeypatch, threads):
     # threads: the part that shuffles and the others meet at a barrier per epoch.
     monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
     monkeypatch.setattr(config, "MIN_THREADED_FLOPS", 0)
-    from fastmlp import _threads
+    from fastmlp.engine import threads as engine_threads
 
-    monkeypatch.setattr(_threads, "cores_for_fit", lambda: threads)
+    monkeypatch.setattr(engine_threads, "cores_for_fit", lambda: threads)
     params = dict(hidden_layer_sizes=(40, 9), activation="logistic", batch_size=32, max_iter=8,
                   random_state=0, solver="adam", learning_rate_init=0.01)
     many, one = FastMLPRegressor(**params), FastMLPRegressor(**params)

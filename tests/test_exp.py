@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastmlp._exp import exp, exp_float32
+from fastmlp.kernels.exp import exp, exp_float32
 
 
 def _loop(fn, x, out):

@@ -1,6 +1,6 @@
 """Subnormal floats are flushed to zero inside the kernels, and only there.
 
-Why: see :mod:`fastmlp._fpenv` (Adam drives the weights of always-zero
+Why: see :mod:`fastmlp.kernels.fpenv` (Adam drives the weights of always-zero
 inputs through the subnormal range, where x86 arithmetic is ~100x slower).
 """
 
@@ -9,9 +9,10 @@ import platform
 import numpy as np
 import pytest
 
-from fastmlp import FastMLPClassifier, backends
-from fastmlp._fpenv import subnormals_flushed
-from fastmlp._network import Network
+from fastmlp import FastMLPClassifier
+from fastmlp.engine import backends
+from fastmlp.kernels.fpenv import subnormals_flushed
+from fastmlp.engine.network import Network
 
 TINY = np.float32(1e-20)  # TINY * TINY = 1e-40 is subnormal in float32
 x86 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"),

@@ -19,8 +19,10 @@ import pytest
 import scipy.sparse as sp
 from sklearn.neural_network import MLPRegressor
 
-from fastmlp import backends, config, reference
-from fastmlp._network import Network
+from fastmlp import config
+from fastmlp.engine import backends
+from fastmlp.engine import reference
+from fastmlp.engine.network import Network
 
 HIDDEN_ACTIVATIONS = ["logistic", "tanh", "relu", "identity"]
 # (loss, number of outputs). squared_error uses one output for the finite-difference

@@ -143,8 +143,9 @@ def test_interrupt_between_kernel_and_bookkeeping_keeps_state_consistent(monkeyp
 
     import numpy as np
 
-    from fastmlp import FastMLPClassifier, backends
-    from fastmlp.optimizers import Adam
+    from fastmlp import FastMLPClassifier
+    from fastmlp.engine import backends
+    from fastmlp.engine.optimizers import Adam
 
     rng = np.random.RandomState(0)
     X, y = rng.rand(400, 5), rng.randint(0, 3, 400)

@@ -2,7 +2,7 @@
 
 The kernels split every mini-batch into ``config.KERNEL_PARTS`` parts; a fit
 with the cores to itself runs them in threads that meet at a spin barrier
-(:mod:`fastmlp._sync`). These tests force one and two threads on the same
+(:mod:`fastmlp.kernels.sync`). These tests force one and two threads on the same
 training and require identical parameters, optimizer state and losses, over
 the layouts that take different paths through the kernel: dense X gathered
 by index or read in order, sparse X, widths that do not split evenly or
@@ -17,9 +17,12 @@ import pytest
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from fastmlp import FastMLPClassifier, _sync, _threads, backends, config
-from fastmlp._network import Network
-from fastmlp.optimizers import SGD, Adam
+from fastmlp import FastMLPClassifier, config
+from fastmlp.kernels import sync as sync_kernel
+from fastmlp.engine import threads
+from fastmlp.engine import backends
+from fastmlp.engine.network import Network
+from fastmlp.engine.optimizers import SGD, Adam
 
 OPTIMIZERS = {
     "nesterov": lambda n, dtype: SGD(n, dtype, 0.1, "constant", 0.9, True),
@@ -121,7 +124,7 @@ def _train_once(network, params0, X, Y, sw):
 
 
 def test_a_failing_thread_makes_the_others_give_up(split_small_networks):
-    from fastmlp import _kernels
+    from fastmlp.kernels import train
 
     network, params0, X, Y, sw = _problem("one-hidden", np.float64, False, False)
     trainer = backends.make_trainer("numba", network, X, Y, sw, 16, np.float64)
@@ -141,7 +144,7 @@ def test_a_failing_thread_makes_the_others_give_up(split_small_networks):
         part_lo = call[len(args)]
         if part_lo == 1:
             raise MemoryError("helper thread failed")
-        return _kernels.train_batches(*call)
+        return train.train_batches(*call)
 
     outcome = []
 
@@ -164,22 +167,22 @@ def test_a_failing_thread_makes_the_others_give_up(split_small_networks):
 @pytest.mark.parametrize("n_threads", [2, 3])
 def test_barrier_lets_no_thread_run_ahead(n_threads):
     rounds = 2000
-    sync = np.zeros(_sync.SYNC_SIZE, dtype=np.int64)
+    sync = np.zeros(sync_kernel.SYNC_SIZE, dtype=np.int64)
     seen = np.zeros((n_threads, rounds), dtype=np.int64)
     counter = np.zeros(1, dtype=np.int64)
 
     def work(t):
         for k in range(rounds):
             counter[0] += 0  # touch shared memory between barriers
-            seen[t, k] = sync[_sync.COUNTER]
-            assert _sync.barrier(sync, n_threads, k)
+            seen[t, k] = sync[sync_kernel.COUNTER]
+            assert sync_kernel.barrier(sync, n_threads, k)
 
     threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert sync[_sync.COUNTER] == n_threads * rounds
+    assert sync[sync_kernel.COUNTER] == n_threads * rounds
     # Before barrier k every thread sees at least the arrivals of barrier k - 1
     # and at most those of barrier k: nobody passed a barrier early.
     k = np.arange(rounds)
@@ -187,11 +190,11 @@ def test_barrier_lets_no_thread_run_ahead(n_threads):
 
 
 def test_abort_releases_a_waiting_thread():
-    sync = np.zeros(_sync.SYNC_SIZE, dtype=np.int64)
+    sync = np.zeros(sync_kernel.SYNC_SIZE, dtype=np.int64)
     result = []
-    waiter = threading.Thread(target=lambda: result.append(_sync.barrier(sync, 2, 0)))
+    waiter = threading.Thread(target=lambda: result.append(sync_kernel.barrier(sync, 2, 0)))
     waiter.start()
-    _sync.abort(sync)
+    sync_kernel.abort(sync)
     waiter.join(60)
     assert result == [False]
 
@@ -208,13 +211,13 @@ def test_threads_for_run_follows_the_cores_a_fit_has():
     assert big.ws.n_parts == config.KERNEL_PARTS
     assert _trainer([64, 64, 10], 32).ws.n_parts == 1  # never threaded: not split either
     assert big.threads_for_run() == 1  # outside a fit: nothing says the cores are free
-    with threadpool_limits(2), _threads.share_cores():
+    with threadpool_limits(2), threads.share_cores():
         assert big.threads_for_run() == 2
         assert _trainer([784, 16, 10], 32).threads_for_run() == 1  # 2.4 MFLOP per batch
         assert _trainer([64, 512, 10], 200).threads_for_run() == 1  # too few inputs
-        with _threads.share_cores():  # a second fit started
+        with threads.share_cores():  # a second fit started
             assert big.threads_for_run() == 1
-    with threadpool_limits(1), _threads.share_cores():  # the user's limit is respected
+    with threadpool_limits(1), threads.share_cores():  # the user's limit is respected
         assert big.threads_for_run() == 1
 
 
@@ -253,7 +256,7 @@ def test_predictions_in_threads_give_the_bits_of_one(monkeypatch, sparse):
     monkeypatch.setattr(config, "PREDICT_CHUNK_ROWS", 300)  # 9 chunks: 4 and 5 per thread
     outs = {}
     for n_threads in (1, 2):
-        monkeypatch.setattr(_threads, "cores_for_fit", lambda n=n_threads: n)
+        monkeypatch.setattr(threads, "cores_for_fit", lambda n=n_threads: n)
         outs[n_threads] = backends.predict("numba", network, params, X)
         if not sparse:  # X not in the kernel's layout is converted chunk by chunk
             np.testing.assert_array_equal(
@@ -272,7 +275,7 @@ def test_full_batch_objective_in_threads_gives_the_bits_of_one(monkeypatch, spar
     network, params, X, Y, sw = _problem("two-hidden", np.float64, sparse, True)
     results = {}
     for n_threads in (1, 2):
-        monkeypatch.setattr(_threads, "cores_for_fit", lambda n=n_threads: n)
+        monkeypatch.setattr(threads, "cores_for_fit", lambda n=n_threads: n)
         objective = backends.FullBatchObjective("numba", network, X, Y, sw, np.float64)
         assert objective.n_parts == 2
         results[n_threads] = objective(params, 1e-3)

@@ -1,4 +1,4 @@
-"""fastmlp._labels encodes targets exactly as scikit-learn's MLPClassifier does.
+"""fastmlp.engine.labels encodes targets exactly as scikit-learn's MLPClassifier does.
 
 The fast paths (integer labels: a first fit, and partial_fit against the
 fitted classes) are compared with scikit-learn's ``LabelBinarizer``; labels
@@ -10,7 +10,7 @@ import pytest
 from sklearn.preprocessing import LabelBinarizer
 
 from fastmlp import FastMLPClassifier
-from fastmlp._labels import encode_labels
+from fastmlp.engine.labels import encode_labels
 
 
 def _fitted_on(classes, warm_start=False):

@@ -13,7 +13,8 @@ import warnings
 import numpy as np
 import pytest
 
-from fastmlp import FastMLPClassifier, backends, config
+from fastmlp import FastMLPClassifier, config
+from fastmlp.engine import backends
 
 N, D, K = 12000, 784, 10
 MB = 1 << 20
@@ -137,10 +138,10 @@ def test_memory_does_not_grow_across_epochs(data, monkeypatch, per_call):
 
 
 def _threads_of_a_lone_call():
-    from fastmlp import _threads
+    from fastmlp.engine import threads
 
-    with _threads.share_cores():
-        return _threads.cores_for_fit()
+    with threads.share_cores():
+        return threads.cores_for_fit()
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

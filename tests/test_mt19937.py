@@ -1,15 +1,15 @@
-"""fastmlp._mt19937.shuffle against NumPy's legacy RandomState.shuffle, the specification."""
+"""fastmlp.kernels.mt19937.shuffle against NumPy's legacy RandomState.shuffle, the specification."""
 
 import numpy as np
 import pytest
 from numba import njit
 
-from fastmlp import _mt19937
+from fastmlp.kernels import mt19937
 
 
 @njit(cache=True)
 def _shuffle(x, key, pos):
-    _mt19937.shuffle(x, key, pos)
+    mt19937.shuffle(x, key, pos)
 
 
 def _state(rs):

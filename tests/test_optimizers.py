@@ -2,16 +2,17 @@
 
 First the NumPy form (``optimizer.step``), then the fused update inside the numba
 kernel: one mini-batch through ``NumbaTrainer.run`` must equal the hand formula
-applied to the gradient of :func:`fastmlp.reference.backprop`.
+applied to the gradient of :func:`fastmlp.engine.reference.backprop`.
 """
 
 import numpy as np
 import pytest
 from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
 
-from fastmlp import backends, reference
-from fastmlp._network import Network
-from fastmlp.optimizers import SGD, Adam, make_optimizer
+from fastmlp.engine import backends
+from fastmlp.engine import reference
+from fastmlp.engine.network import Network
+from fastmlp.engine.optimizers import SGD, Adam, make_optimizer
 
 N = 7
 LR = 0.1

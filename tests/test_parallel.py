@@ -16,7 +16,9 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
-from fastmlp import FastMLPClassifier, FastMLPRegressor, _threads, backends, config
+from fastmlp import FastMLPClassifier, FastMLPRegressor, config
+from fastmlp.engine import threads
+from fastmlp.engine import backends
 
 
 # Few epochs on purpose. A module-level filter, because warnings.catch_warnings
@@ -58,29 +60,29 @@ def _blas_threads():
 @pytest.fixture
 def two_blas_threads():
     """BLAS set to 2 threads (even on a 1-core runner) for the duration of a test."""
-    assert _threads.active_calls() == 0
+    assert threads.active_calls() == 0
     with threadpool_limits(limits=2, user_api="blas"):
         assert _blas_threads() == [2]
         yield
-    assert _threads.active_calls() == 0
+    assert threads.active_calls() == 0
 
 
 def test_blas_threads_for_splits_the_limit_and_applies_the_cap():
-    assert _threads.blas_threads_for(2, 1, cap=None) == 2
-    assert _threads.blas_threads_for(2, 2, cap=None) == 1
-    assert _threads.blas_threads_for(2, 3, cap=None) == 1  # never 0
-    assert _threads.blas_threads_for(8, 3, cap=None) == 2
-    assert _threads.blas_threads_for(8, 1, cap=1) == 1
-    assert _threads.blas_threads_for(8, 2, cap=3) == 3
-    assert _threads.blas_threads_for(1, 1, cap=4) == 1  # a limit is never raised
+    assert threads.blas_threads_for(2, 1, cap=None) == 2
+    assert threads.blas_threads_for(2, 2, cap=None) == 1
+    assert threads.blas_threads_for(2, 3, cap=None) == 1  # never 0
+    assert threads.blas_threads_for(8, 3, cap=None) == 2
+    assert threads.blas_threads_for(8, 1, cap=1) == 1
+    assert threads.blas_threads_for(8, 2, cap=3) == 3
+    assert threads.blas_threads_for(1, 1, cap=4) == 1  # a limit is never raised
 
 
 def test_capped_calls_run_single_threaded_blas_and_restore_it(two_blas_threads, monkeypatch):
     monkeypatch.setattr(config, "BLAS_THREADS_PER_FIT", 1)
-    with _threads.share_cores():
+    with threads.share_cores():
         assert _blas_threads() == [1]
-        with _threads.share_cores():
-            assert _threads.active_calls() == 2
+        with threads.share_cores():
+            assert threads.active_calls() == 2
             assert _blas_threads() == [1]
         assert _blas_threads() == [1]
     assert _blas_threads() == [2]  # the user's limit is back once no call runs
@@ -88,65 +90,65 @@ def test_capped_calls_run_single_threaded_blas_and_restore_it(two_blas_threads, 
 
 def test_uncapped_calls_split_the_limit_while_they_overlap(two_blas_threads, monkeypatch):
     monkeypatch.setattr(config, "BLAS_THREADS_PER_FIT", None)
-    with _threads.share_cores():
+    with threads.share_cores():
         assert _blas_threads() == [2]  # a call alone keeps every BLAS thread
-        with _threads.share_cores():
+        with threads.share_cores():
             assert _blas_threads() == [1]  # 2 // 2
-            with _threads.share_cores():
+            with threads.share_cores():
                 assert _blas_threads() == [1]  # max(1, 2 // 3)
             assert _blas_threads() == [1]
         assert _blas_threads() == [2]
     assert _blas_threads() == [2]
     with threadpool_limits(limits=4, user_api="blas"):
-        with _threads.share_cores(), _threads.share_cores():
+        with threads.share_cores(), threads.share_cores():
             assert _blas_threads() == [2]
-            with _threads.share_cores(), _threads.share_cores():
+            with threads.share_cores(), threads.share_cores():
                 assert _blas_threads() == [1]
         assert _blas_threads() == [4]
     with threadpool_limits(limits=1, user_api="blas"):  # e.g. set by loky or Dask
-        with _threads.share_cores():
+        with threads.share_cores():
             assert _blas_threads() == [1]  # lowered, never raised
         assert _blas_threads() == [1]
 
 
 def test_numpy_backend_calls_get_every_blas_thread_while_alone(two_blas_threads, monkeypatch):
     monkeypatch.setattr(config, "BLAS_THREADS_PER_FIT", 1)
-    with _threads.share_cores(capped=False):
+    with threads.share_cores(capped=False):
         assert _blas_threads() == [2]  # NumPy's only way to use both cores
-        assert _threads.cores_for_fit() == 2
-        with _threads.share_cores():  # a numba fit joins: its products keep the cap
+        assert threads.cores_for_fit() == 2
+        with threads.share_cores():  # a numba fit joins: its products keep the cap
             assert _blas_threads() == [1]
-            assert _threads.cores_for_fit() == 1
+            assert threads.cores_for_fit() == 1
         assert _blas_threads() == [2]
-        with _threads.share_cores(capped=False):
+        with threads.share_cores(capped=False):
             assert _blas_threads() == [1]  # two NumPy fits split the limit
     assert _blas_threads() == [2]
 
 
 def test_predictions_inside_a_fit_keep_the_fits_cores(two_blas_threads):
-    with _threads.share_cores():  # a fit
-        assert _threads.cores_for_fit() == 2
-        with _threads.share_cores(join_enclosing=True):  # its early-stopping score
-            assert _threads.active_calls() == 1
-            assert _threads.cores_for_fit() == 2
+    with threads.share_cores():  # a fit
+        assert threads.cores_for_fit() == 2
+        with threads.share_cores(join_enclosing=True):  # its early-stopping score
+            assert threads.active_calls() == 1
+            assert threads.cores_for_fit() == 2
         seen = []
         other = threading.Thread(target=lambda: _in_other_thread(seen))
         other.start()
         other.join()
         assert seen == [2, 1]  # another thread's prediction is another call
-    assert _threads.active_calls() == 0
+    assert threads.active_calls() == 0
 
 
 def _in_other_thread(seen):
-    with _threads.share_cores(join_enclosing=True):
-        seen.extend([_threads.active_calls(), _threads.cores_for_fit()])
+    with threads.share_cores(join_enclosing=True):
+        seen.extend([threads.active_calls(), threads.cores_for_fit()])
 
 
 def test_count_is_released_when_a_fit_fails(digits, two_blas_threads):
     X, y = digits
     with pytest.raises(ValueError):
         _estimator().fit(X, y[:10])  # inconsistent lengths
-    assert _threads.active_calls() == 0
+    assert threads.active_calls() == 0
     assert _blas_threads() == [2]
 
 
@@ -164,7 +166,7 @@ def test_concurrent_fits_train_with_one_blas_thread_each(digits, two_blas_thread
 
     def recording_make_trainer(*args, **kwargs):
         both_inside.wait()
-        seen.append((_threads.active_calls(), _blas_threads()))
+        seen.append((threads.active_calls(), _blas_threads()))
         both_inside.wait()
         return make_trainer(*args, **kwargs)
 

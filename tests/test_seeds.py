@@ -15,9 +15,11 @@ import pytest
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 
-from fastmlp import FastMLPClassifier, backends, reference
-from fastmlp._network import Network
-from fastmlp.optimizers import SGD
+from fastmlp import FastMLPClassifier
+from fastmlp.engine import backends
+from fastmlp.engine import reference
+from fastmlp.engine.network import Network
+from fastmlp.engine.optimizers import SGD
 
 # ---- seed 002 ---------------------------------------------------------------------------
 SEED2_X = np.array([[2.0, 5.0, 3.0, 3.0]])

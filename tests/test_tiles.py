@@ -1,4 +1,4 @@
-"""fastmlp._tiles: register-tiled products against NumPy, and training with and without them.
+"""fastmlp.kernels.tiles: register-tiled products against NumPy, and training with and without them.
 
 Error bound for a product summed over k terms (Higham, Accuracy and Stability
 of Numerical Algorithms, eq. 3.13): ``|C - AB| <= k u |A||B|`` elementwise, u
@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastmlp import _tiles, backends, config
-from fastmlp._blas import NO_TRANS, TRANS
-from fastmlp._kernels import _addr
-from fastmlp._tiles import product_of_rows
-from fastmlp._network import Network
-from fastmlp.optimizers import SGD, Adam
+from fastmlp import config
+from fastmlp.kernels import tiles
+from fastmlp.engine import backends
+from fastmlp.kernels.blas import NO_TRANS, TRANS
+from fastmlp.kernels.train import _addr
+from fastmlp.kernels.tiles import product_of_rows
+from fastmlp.engine.network import Network
+from fastmlp.engine.optimizers import SGD, Adam
 
 DTYPES = [np.float32, np.float64]
 
@@ -26,7 +28,7 @@ DTYPES = [np.float32, np.float64]
 def _product(trans_a, m, n, k, A, a_off, lda, B, b_off, ldb, C, c_off, ldc, accumulate, tiled):
     scratch = np.zeros(8, dtype=np.int32)
     fscratch = np.zeros(2, dtype=C.dtype)
-    _tiles.product(trans_a, m, n, k, _addr(A, a_off), lda, _addr(B, b_off), ldb,
+    tiles.product(trans_a, m, n, k, _addr(A, a_off), lda, _addr(B, b_off), ldb,
                    _addr(C, c_off), ldc, accumulate, tiled, scratch, fscratch)
 
 
@@ -108,7 +110,7 @@ def _product_of_rows(trans_a, m, n, k, X, rows, col0, B, C, accumulate, strip_ma
     With ``strip_major``, B and C are passed strip-major (padding NaN: read
     or written, it shows) and C is unpacked back in place.
     """
-    sw = _tiles.STRIP_BYTES // C.itemsize
+    sw = tiles.STRIP_BYTES // C.itemsize
     if not strip_major:
         _rows_product_one_run(trans_a, m, n, k, X, rows, col0, B, B.shape[1], sw, C,
                               C.shape[1], sw, accumulate)
@@ -160,7 +162,7 @@ def test_product_of_scattered_rows_is_the_product(shape, dtype, trans):
     B and C row-major, then strip-major: the same bits.
     """
     m, vectors, extra, k, col0, accumulate = shape
-    n = vectors * _tiles.VECTOR_BYTES // np.dtype(dtype).itemsize + extra
+    n = vectors * tiles.VECTOR_BYTES // np.dtype(dtype).itemsize + extra
     rng = np.random.default_rng(1)
     X = rng.standard_normal((700, col0 + max(k, m) + 3)).astype(dtype)
     n_rows = m if trans == NO_TRANS else k
@@ -251,7 +253,7 @@ def test_training_with_tiles_matches_the_numpy_reference(dtype, optimizer_name, 
 
 def test_tiled_setting_follows_config(monkeypatch):
     monkeypatch.setattr(config, "TILED_PRODUCTS", None)
-    assert backends.tiled_products() == _tiles.PREFERRED
+    assert backends.tiled_products() == tiles.PREFERRED
     for forced in (True, False):
         monkeypatch.setattr(config, "TILED_PRODUCTS", forced)
         assert backends.tiled_products() is forced
@@ -263,8 +265,8 @@ _GUARD_PAGE_SCRIPT = """
 import ctypes, mmap, sys
 import numpy as np
 from numba import njit
-from fastmlp import _tiles
-from fastmlp._blas import NO_TRANS
+from fastmlp.kernels import tiles
+from fastmlp.kernels.blas import NO_TRANS
 
 dtype = np.dtype(sys.argv[1])
 page = mmap.PAGESIZE
@@ -283,7 +285,7 @@ C = np.zeros((7, n), dtype=dtype)
 
 @njit
 def run(A, B, C):
-    _tiles.product(NO_TRANS, 7, n, k, A.ctypes.data, k, B.ctypes.data, n, C.ctypes.data, n,
+    tiles.product(NO_TRANS, 7, n, k, A.ctypes.data, k, B.ctypes.data, n, C.ctypes.data, n,
                    True, True, np.zeros(8, np.int32), np.zeros(2, C.dtype))
 
 

@@ -15,12 +15,14 @@ import pytest
 from numba import njit
 from threadpoolctl import threadpool_limits
 
-from fastmlp import _tiles, backends, config
-from fastmlp._blas import NO_TRANS, TRANS
-from fastmlp._kernels import _addr, _list_columns, _mark_nonzero_columns
-from fastmlp._network import Network
-from fastmlp._tiles import STRIP_BYTES, product_of_rows
-from fastmlp.optimizers import SGD, Adam
+from fastmlp import config
+from fastmlp.kernels import tiles
+from fastmlp.engine import backends
+from fastmlp.kernels.blas import NO_TRANS, TRANS
+from fastmlp.kernels.train import _addr, _list_columns, _mark_nonzero_columns
+from fastmlp.engine.network import Network
+from fastmlp.kernels.tiles import STRIP_BYTES, product_of_rows
+from fastmlp.engine.optimizers import SGD, Adam
 
 DTYPES = [np.float32, np.float64]
 
@@ -92,7 +94,7 @@ def test_skipping_zero_columns_changes_no_bits(dtype, trans, accumulate):
     """op(A) @ B over the listed columns only is the full product, bit for bit."""
     rng = np.random.default_rng(1)
     width, n_rows = 300, 700
-    lanes = _tiles.VECTOR_BYTES // np.dtype(dtype).itemsize
+    lanes = tiles.VECTOR_BYTES // np.dtype(dtype).itemsize
     n = 2 * lanes + 3  # whole vectors and a masked tail
     X = rng.normal(size=(n_rows, width)).astype(dtype)
     rows = rng.choice(n_rows, 29, replace=False)
@@ -190,7 +192,7 @@ def _train(monkeypatch, backend, dtype, optimizer_name, shuffle, batches_per_cal
 @pytest.fixture
 def tiled_and_split(monkeypatch):
     """Tiles (the path that skips columns) and two parts per batch, as big networks get."""
-    if not _tiles.PREFERRED:
+    if not tiles.PREFERRED:
         pytest.skip("this CPU has no registers for the tiles; BLAS products skip nothing")
     monkeypatch.setattr(config, "TILED_PRODUCTS", True)
     monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)

@@ -1,9 +1,9 @@
 """Compiled kernels: many mini-batches of forward, backward and update per call.
 
 Everything works on flat buffers allocated once per fit (see
-:mod:`fastmlp.backends`): parameters, optimizer state, and a workspace for the
+:mod:`fastmlp.engine.backends`): parameters, optimizer state, and a workspace for the
 gathered batch, activations, deltas and one gradient block. Matrix products go
-through fastmlp's register tiles (:mod:`fastmlp._tiles`) or BLAS gemm;
+through fastmlp's register tiles (:mod:`fastmlp.kernels.tiles`) or BLAS gemm;
 element-wise work (bias + activation, output delta + loss, activation
 derivative, gradient + L2 + optimizer step) is one pass each.
 """
@@ -12,14 +12,14 @@ import numpy as np
 from numba import njit
 from numba.extending import register_jitable
 
-from fastmlp._blas import NO_TRANS, TRANS, cast_like, gemm
-from fastmlp._exp import exp, exp_float32
-from fastmlp._mt19937 import shuffle
-from fastmlp._prefetch import prefetch
-from fastmlp._sync import barrier
-from fastmlp._tiles import STRIP_BYTES, product, product_of_rows
+from fastmlp.kernels.blas import NO_TRANS, TRANS, cast_like, gemm
+from fastmlp.kernels.exp import exp, exp_float32
+from fastmlp.kernels.mt19937 import shuffle
+from fastmlp.kernels.prefetch import prefetch
+from fastmlp.kernels.sync import barrier
+from fastmlp.kernels.tiles import STRIP_BYTES, product, product_of_rows
 
-# Codes; must match the order of fastmlp._network.ACTIVATIONS / LOSSES.
+# Codes; must match the order of fastmlp.engine.network.ACTIVATIONS / LOSSES.
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
 LOG_LOSS, BINARY_LOG_LOSS, SQUARED_ERROR, POISSON, SIGMOID_SQUARED_ERROR = 0, 1, 2, 3, 4
 SGD, ADAM = 0, 1
@@ -40,7 +40,7 @@ _MAX_DENSE_BATCHES = 63
 _kernel = njit(cache=True, nogil=True, error_model="numpy")
 _jit = register_jitable(error_model="numpy")
 # The activations may also fuse a * b + c into one FMA (one rounding instead of
-# two: results as accurate or more), as fastmlp._exp's exponentials do: the
+# two: results as accurate or more), as fastmlp.kernels.exp's exponentials do: the
 # float64 logistic 3.9 -> 2.5 ns and the float32 one 1.13 -> 0.99 ns per value
 # on AVX2 (exp stays within 1 ulp; exp_float32 within 0.9).
 # They stay dispatchers (no call passes them constants): compiled as overloads,
@@ -58,7 +58,7 @@ def _addr(a, offset):
 
 # Loops below index slices by their own induction variable: with ``x[offset + j]``
 # Numba cannot drop its negative-index check, and the loop does not vectorise
-# (measured: the optimizer pass ran 7x slower). ``exp`` is fastmlp._exp's, which
+# (measured: the optimizer pass ran 7x slower). ``exp`` is fastmlp.kernels.exp's, which
 # vectorises (float32 values are computed in float64 and correctly rounded),
 # except in the float32 logistic, which uses its float32 version (within 2 ulp).
 
@@ -468,7 +468,7 @@ def _layer_forward(layer, a_ptr, Xdata, Xind, Xptr, rows, r0, m, w0, c_lo, c_hi,
     are rows ``r0`` to ``r0 + m`` of the CSR matrix for a sparse first layer.
     The weights of those units are at ``weights[wo:]``, rows ``ldw`` apart.
     Results go to rows ``w0`` to ``w0 + m`` of the layer's block in ``acts``.
-    ``tiled``: products through :func:`fastmlp._tiles.product`'s tiles.
+    ``tiled``: products through :func:`fastmlp.kernels.tiles.product`'s tiles.
     """
     u_in = units[layer]
     u_out = units[layer + 1]
@@ -608,7 +608,7 @@ def _first_layer_blocks(params, s1, s2, first, u0, u1, lo, hi, strip, into_block
     ``first[2]`` the columns ``lo`` to ``hi`` form one contiguous block from
     offset ``u0 * lo``: a u0 x (hi - lo) matrix, row-major when ``strip`` is
     0, else strip-major in strips of ``strip`` columns (``lo`` a multiple of
-    it; see :func:`fastmlp._tiles.product_of_rows`), the last one padded.
+    it; see :func:`fastmlp.kernels.tiles.product_of_rows`), the last one padded.
     Interleaved column blocks updated by two cores were measured 3x slower:
     the cache lines ping-pong between them.
     """
@@ -751,7 +751,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     epochs (``b_start`` 0, ``b_stop`` all batches), each from a loss sum of 0,
     writing epoch e's mean loss (sklearn's ``loss_``) to ``epoch_losses[e]``.
     Each epoch starts by shuffling ``rows`` in place with the MT19937 state
-    ``mt_key``, ``mt_pos`` (:func:`fastmlp._mt19937.shuffle`: scikit-learn's
+    ``mt_key``, ``mt_pos`` (:func:`fastmlp.kernels.mt19937.shuffle`: scikit-learn's
     order) unless ``mt_key`` is empty. After each epoch it applies
     scikit-learn's no-improvement rule (without early stopping) to the state
     ``stop_rule = [best_loss, count, tol, n_iter_no_change]`` (a local copy;
@@ -759,7 +759,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     epoch where the count exceeds ``n_iter_no_change``.
 
     ``tiled`` selects fastmlp's register tiles over BLAS for the products of
-    the forward pass and the weight gradients (:func:`fastmlp._tiles.product`).
+    the forward pass and the weight gradients (:func:`fastmlp.kernels.tiles.product`).
     With tiles and dense X, the first layer's products skip the columns of X
     that are zero in every row of the batch (exact zeros: the same bits),
     unless ``col_seen`` has fewer columns than X. Part p lists those of its
@@ -779,7 +779,7 @@ def train_batches(X, Xdata, Xind, Xptr, Y, sw, rows, n_rows, batch_size, b_start
     k = units[n_layers]
     u0 = units[0]
     u1 = units[1]
-    align = STRIP_BYTES // params.itemsize  # a cache line (fastmlp._aligned.CACHE_LINE)
+    align = STRIP_BYTES // params.itemsize  # a cache line (fastmlp.kernels.aligned.CACHE_LINE)
     out_off = _output_offset_of(units, n_layers - 1, batch_size)
     gathered = rows.size > 0 and Xptr.size == 0
     # Tiles can read the batch's rows where they are in X: no gathered copy, and

@@ -32,7 +32,7 @@ after another, in threads, in loky or on Dask workers.
 A fit still uses the cores it has to itself: the compiled kernels split every
 mini-batch into :data:`fastmlp.config.KERNEL_PARTS` parts and run them in that
 many threads of their own when :func:`cores_for_fit` allows (see
-:mod:`fastmlp._sync`). The split is fixed, so the threads change only which
+:mod:`fastmlp.kernels.sync`). The split is fixed, so the threads change only which
 core computes a part, never the arithmetic. The ``numpy`` backend has no
 threads of its own; its calls lift the cap (``share_cores(capped=False)``)
 so that, alone, it gets all of BLAS's threads, as NumPy users expect.
@@ -153,7 +153,7 @@ def share_cores(capped=True, join_enclosing=False):
 
     Examples
     --------
-    >>> from fastmlp._threads import share_cores, active_calls
+    >>> from fastmlp.engine.threads import share_cores, active_calls
     >>> with share_cores():
     ...     active_calls()
     1

@@ -47,9 +47,9 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from fastmlp._aligned import CACHE_LINE
-from fastmlp._blas import NO_TRANS, TRANS, gemm
-from fastmlp._prefetch import prefetch
+from fastmlp.kernels.aligned import CACHE_LINE
+from fastmlp.kernels.blas import NO_TRANS, TRANS, gemm
+from fastmlp.kernels.prefetch import prefetch
 
 _FEATURES = llvm.get_host_cpu_features()
 _AVX512 = bool(_FEATURES.get("avx512f", False))
@@ -379,7 +379,7 @@ def product(trans_a, m, n, k, a_ptr, lda, b_ptr, ldb, c_ptr, ldc, accumulate, ti
         Use the register tiles (columns past the last whole vector in a
         masked one); False: BLAS gemm.
     scratch, fscratch : ndarray
-        Scratch for :func:`fastmlp._blas.gemm`; ``fscratch``'s dtype is the
+        Scratch for :func:`fastmlp.kernels.blas.gemm`; ``fscratch``'s dtype is the
         compute dtype.
     """
     if not tiled:

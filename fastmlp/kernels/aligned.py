@@ -1,7 +1,7 @@
 """Arrays that start on a cache line, for the buffers the kernels' threads share.
 
 The kernels split rows of activations, deltas and parameter blocks between
-threads at multiples of 64 bytes (``_kernels._cut``) so that no cache line is
+threads at multiples of 64 bytes (``train._cut``) so that no cache line is
 written by two cores; that holds only if the buffers themselves start on a
 cache line. NumPy guarantees 16 bytes (large blocks come from ``mmap`` at a
 page plus malloc's 16-byte header), and the workspace buffers measured 16,
@@ -17,7 +17,7 @@ import numpy as np
 CACHE_LINE = 64
 
 #: Strips a CPU may prefetch past the end of a strip-major block (a strip: one
-#: cache line of each of the block's rows; see ``_tiles.product_of_rows``).
+#: cache line of each of the block's rows; see ``tiles.product_of_rows``).
 #: The tiles step through such a block a strip at a time, and on AMD Zen 3
 #: the prefetcher follows that stride up to 7 strips past the last one. Two
 #: threads each computing a first-layer weight gradient (MNIST, 784 x 64

@@ -32,7 +32,7 @@ else:
     # subprocess: 1-5 ms of every import.
     _libc = ctypes.CDLL(None)
     _yield_address = ctypes.cast(_libc.sched_yield, ctypes.c_void_p).value
-# Bound by name, like BLAS in fastmlp._blas, so kernels calling it stay cacheable.
+# Bound by name, like BLAS in fastmlp.kernels.blas, so kernels calling it stay cacheable.
 llvm.add_symbol("fastmlp_yield", _yield_address)
 _yield = types.ExternalFunction("fastmlp_yield", types.int32())
 

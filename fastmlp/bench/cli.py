@@ -106,7 +106,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.command == "bench":
         # Imported here so that `fastmlp --help` does not pay for numba and scikit-learn.
-        from fastmlp.bench import bench
+        from fastmlp.bench.run import bench
 
         options = vars(args)
         del options["command"]

@@ -2,7 +2,7 @@
 
 ``numba`` runs compiled kernels over many mini-batches per call with a
 workspace allocated once per fit; ``numpy`` is the vectorised reference
-(:mod:`fastmlp.reference`). Both take and update the same flat parameter
+(:mod:`fastmlp.engine.reference`). Both take and update the same flat parameter
 buffer and optimizer objects, so they can be swapped mid-training.
 """
 
@@ -11,7 +11,10 @@ import threading
 import numpy as np
 import scipy.sparse as sp
 
-from fastmlp import _aligned, _threads, config, reference
+from fastmlp import config
+from fastmlp.kernels import aligned
+from fastmlp.engine import threads
+from fastmlp.engine import reference
 
 # Numba and the kernel modules are imported by the numba backend's first use,
 # not here: importing numba and loading its compiled code costs ~0.35 s, more
@@ -72,33 +75,33 @@ class _NumbaWorkspace:
         self.rows = rows
         self.n_parts = n_parts
         # Cache-line aligned: the threads split these at 64-byte boundaries (_aligned).
-        self.xb = _aligned.empty(rows * units[0] if gather else 0, dtype)
-        self.acts = _aligned.empty(rows * sum(units[1:]), dtype)
-        self.deltas = _aligned.empty(rows * sum(units[1:]), dtype)
+        self.xb = aligned.empty(rows * units[0] if gather else 0, dtype)
+        self.acts = aligned.empty(rows * sum(units[1:]), dtype)
+        self.deltas = aligned.empty(rows * sum(units[1:]), dtype)
         # The first layer's units padded to whole cache lines: its blocks may be
-        # strip-major (see _kernels._first_layer_blocks).
-        line = _aligned.CACHE_LINE // np.dtype(dtype).itemsize
+        # strip-major (see train._first_layer_blocks).
+        line = aligned.CACHE_LINE // np.dtype(dtype).itemsize
         first_block = units[0] * -(-units[1] // line) * line
         block = max(a * b for a, b in zip(units[:-1], units[1:]))
         # Each part's row ends with strips no thread writes, so that the prefetcher
         # following a part's strip-major gradient does not take the next part's
-        # lines from the core writing them (_aligned.PREFETCH_REACH_STRIPS).
-        guard = _aligned.PREFETCH_REACH_STRIPS * units[0] * line if n_parts > 1 else 0
-        self.gbufs = _aligned.rows(n_parts, max(block, first_block, max(units[1:])) + guard,
+        # lines from the core writing them (aligned.PREFETCH_REACH_STRIPS).
+        guard = aligned.PREFETCH_REACH_STRIPS * units[0] * line if n_parts > 1 else 0
+        self.gbufs = aligned.rows(n_parts, max(block, first_block, max(units[1:])) + guard,
                                    dtype)
         # The first layer's weights and optimizer state, one contiguous block per part.
-        self.first = _aligned.rows(3, first_block if gather else 0, dtype)
+        self.first = aligned.rows(3, first_block if gather else 0, dtype)
         self.iscrs, self.fscrs = _blas_scratch(dtype, n_parts)
-        from fastmlp import _sync
+        from fastmlp.kernels import sync
 
-        self.sync = _aligned.zeros(_sync.SYNC_SIZE, np.int64)
+        self.sync = aligned.zeros(sync.SYNC_SIZE, np.int64)
         # Each part writes its own row of (loss, weight sum, sum of squares).
-        self.partials = _aligned.rows(n_parts, 3, np.float64)
+        self.partials = aligned.rows(n_parts, 3, np.float64)
         self.partials[...] = 0.0
         # Each part marks the columns of X non-zero in its share of the next batch,
         # in integers of X's width (no columns: the kernel does not look for zero columns).
         skip = gather and units[0] >= config.MIN_ZERO_COLUMN_INPUTS
-        self.col_seen = _aligned.rows(n_parts, units[0] if skip else 0,
+        self.col_seen = aligned.rows(n_parts, units[0] if skip else 0,
                                       np.uint32 if np.dtype(dtype).itemsize == 4 else np.uint64)
 
 
@@ -107,7 +110,7 @@ class NumbaTrainer:
 
     Parameters
     ----------
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Shape, activations and loss.
     X : {ndarray, sparse matrix} of shape (n_samples, n_features)
         Training rows, in the compute dtype (C-contiguous dense X is not copied).
@@ -143,13 +146,13 @@ class NumbaTrainer:
         self.ws = _NumbaWorkspace(network, self.batch_size, dtype, gather=True, n_parts=n_parts)
 
     def run(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
-        """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
+        """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.engine.reference.train_batches`.
 
         Parameters
         ----------
         params : ndarray
             Flat parameters, updated in place.
-        optimizer : fastmlp.optimizers.SGD or fastmlp.optimizers.Adam
+        optimizer : fastmlp.engine.optimizers.SGD or fastmlp.engine.optimizers.Adam
             Optimizer whose state is updated in place.
         rows : ndarray of int64 or None
             Sample indices in epoch order; None for the rows of X in order.
@@ -181,7 +184,7 @@ class NumbaTrainer:
         ----------
         params : ndarray
             Flat parameters, updated in place.
-        optimizer : fastmlp.optimizers.SGD or fastmlp.optimizers.Adam
+        optimizer : fastmlp.engine.optimizers.SGD or fastmlp.engine.optimizers.Adam
             Optimizer whose state is updated in place.
         rows : ndarray of int64 or None
             Sample indices in the previous epoch's order, shuffled in place;
@@ -218,8 +221,8 @@ class NumbaTrainer:
 
     def _call(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum, n_epochs,
               mt_key, mt_pos, stop_rule, epoch_losses):
-        from fastmlp import _kernels
-        from fastmlp._fpenv import subnormals_flushed
+        from fastmlp.kernels import train
+        from fastmlp.kernels.fpenv import subnormals_flushed
 
         hidden, out, loss = self.network.codes
         n_rows = self.n_samples if rows is None else rows.shape[0]
@@ -236,10 +239,10 @@ class NumbaTrainer:
         n_threads = self.threads_for_run()
         if n_threads == 1 or n_parts % n_threads:
             with subnormals_flushed():
-                loss_sum, n_done = _kernels.train_batches(*args, 0, n_parts, n_parts, ws.sync,
+                loss_sum, n_done = train.train_batches(*args, 0, n_parts, n_parts, ws.sync,
                                                           1, ws.partials, ws.col_seen)
         else:
-            loss_sum, n_done = _run_in_threads(_kernels.train_batches, args, n_parts,
+            loss_sum, n_done = _run_in_threads(train.train_batches, args, n_parts,
                                                n_threads, ws)
         optimizer.sync_from_kernel(step)
         return loss_sum, n_done
@@ -251,7 +254,7 @@ class NumbaTrainer:
         -------
         int
             As many as the cores this fit has to itself
-            (:func:`fastmlp._threads.cores_for_fit`), at most the parts of a
+            (:func:`fastmlp.engine.threads.cores_for_fit`), at most the parts of a
             batch: :data:`fastmlp.config.KERNEL_PARTS`, or 1 when the first
             layer is too small for threads to pay
             (:data:`fastmlp.config.MIN_THREADED_INPUTS`,
@@ -260,7 +263,7 @@ class NumbaTrainer:
         n_parts = self.ws.n_parts
         if n_parts == 1:
             return 1
-        cores = min(n_parts, _threads.cores_for_fit())
+        cores = min(n_parts, threads.cores_for_fit())
         return max(t for t in range(1, cores + 1) if n_parts % t == 0)
 
 
@@ -272,8 +275,8 @@ def _run_in_threads(kernel, args, n_parts, n_threads, ws):
     once all have stopped. Without a second thread to be had, all parts run
     in the calling thread (the same bits).
     """
-    from fastmlp._fpenv import subnormals_flushed
-    from fastmlp._sync import abort
+    from fastmlp.kernels.fpenv import subnormals_flushed
+    from fastmlp.kernels.sync import abort
 
     ws.sync[:] = 0
     per = n_parts // n_threads
@@ -300,7 +303,7 @@ class NumpyTrainer:
 
     Parameters
     ----------
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Shape, activations and loss.
     X : {ndarray, sparse matrix} of shape (n_samples, n_features)
         Training rows.
@@ -322,13 +325,13 @@ class NumpyTrainer:
         self.batch_size = int(batch_size)
 
     def run(self, params, optimizer, rows, b_start, b_stop, alpha, loss_sum=0.0):
-        """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.reference.train_batches`.
+        """Run batches ``b_start`` to ``b_stop``; see :func:`fastmlp.engine.reference.train_batches`.
 
         Parameters
         ----------
         params : ndarray
             Flat parameters, updated in place.
-        optimizer : fastmlp.optimizers.SGD or fastmlp.optimizers.Adam
+        optimizer : fastmlp.engine.optimizers.SGD or fastmlp.engine.optimizers.Adam
             Optimizer whose state is updated in place.
         rows : ndarray of int64 or None
             Sample indices in epoch order; None for the rows of X in order.
@@ -356,7 +359,7 @@ def make_trainer(backend, network, X, Y, sample_weight, batch_size, dtype):
     ----------
     backend : {'numba', 'numpy'}
         Which backend.
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Shape, activations and loss.
     X, Y, sample_weight
         Training data; see :class:`NumbaTrainer`.
@@ -417,7 +420,7 @@ def loss_and_gradient(backend, network, params, X, Y, alpha, sample_weight=None)
     ----------
     backend : {'numba', 'numpy'}
         Which backend.
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Shape, activations and loss.
     params : ndarray of shape (n_params,)
         Flat parameters.
@@ -446,7 +449,7 @@ class FullBatchObjective:
     ----------
     backend : {'numba', 'numpy'}
         Which backend.
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Shape, activations and loss.
     X : {ndarray, sparse matrix} of shape (n_samples, n_features)
         Rows.
@@ -474,10 +477,10 @@ class FullBatchObjective:
             threadable = network.layer_units[0] >= config.MIN_THREADED_INPUTS
             self.n_parts = min(n_blocks, max(1, int(config.KERNEL_PARTS))) if threadable else 1
             units = network.layer_units
-            self.parts = [(_aligned.empty(self.block * sum(units[1:]), dtype),
-                           _aligned.empty(self.block * sum(units[1:]), dtype),
+            self.parts = [(aligned.empty(self.block * sum(units[1:]), dtype),
+                           aligned.empty(self.block * sum(units[1:]), dtype),
                            *_blas_scratch(dtype)) for _ in range(self.n_parts)]
-            self.grads = _aligned.rows(self.n_parts, network.n_params, dtype)
+            self.grads = aligned.rows(self.n_parts, network.n_params, dtype)
             self.losses = np.zeros((self.n_parts, 2))
         else:
             # Cast like NumpyTrainer, so float64 X cannot turn a float32 objective float64.
@@ -507,8 +510,8 @@ class FullBatchObjective:
             loss, cg, ig = reference.backprop(coefs, intercepts, self.X, self.Y, self.network,
                                               alpha, self.sw)
             return float(loss), np.concatenate([g.ravel() for g in cg + ig])
-        from fastmlp import _kernels
-        from fastmlp._fpenv import subnormals_flushed
+        from fastmlp.kernels import train
+        from fastmlp.kernels.fpenv import subnormals_flushed
 
         hidden, out, loss_kind = self.network.codes
         network = self.network
@@ -518,17 +521,17 @@ class FullBatchObjective:
         def part_sums(p):
             acts, deltas, iscr, fscr = self.parts[p]
             with subnormals_flushed():
-                self.losses[p] = _kernels.gradient_part(
+                self.losses[p] = train.gradient_part(
                     *self.X, self.Y, self.sw, self.n_rows, self.block, params, network.units,
                     network.coef_offsets, network.intercept_offsets, hidden, out, loss_kind,
                     p, self.n_parts, self.grads[p], acts, deltas, iscr, fscr, tiled)
 
-        n_threads = min(self.n_parts, _threads.cores_for_fit())
+        n_threads = min(self.n_parts, threads.cores_for_fit())
         # Thread t takes parts t, t + n_threads, ...: any thread count gives the same sums.
         _map_in_threads(lambda t: [part_sums(p) for p in range(t, self.n_parts, n_threads)],
                         [(t,) for t in range(n_threads)])
         grad = np.empty(network.n_params, dtype=self.dtype)
-        loss = _kernels.finish_gradient(self.grads, self.losses, params,
+        loss = train.finish_gradient(self.grads, self.losses, params,
                                         int(network.coef_offsets[-1]), float(alpha), grad)
         return float(loss), grad
 
@@ -540,12 +543,12 @@ def tiled_products():
     -------
     bool
         :data:`fastmlp.config.TILED_PRODUCTS`, or when that is None, whether
-        this CPU suits the tiles (:data:`fastmlp._tiles.PREFERRED`).
+        this CPU suits the tiles (:data:`fastmlp.kernels.tiles.PREFERRED`).
     """
     if config.TILED_PRODUCTS is None:
-        from fastmlp import _tiles
+        from fastmlp.kernels import tiles
 
-        return _tiles.PREFERRED
+        return tiles.PREFERRED
     return bool(config.TILED_PRODUCTS)
 
 
@@ -556,7 +559,7 @@ def predict(backend, network, params, X):
     ----------
     backend : {'numba', 'numpy'}
         Which backend.
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Shape, activations and loss.
     params : ndarray of shape (n_params,)
         Flat parameters; their dtype is the compute dtype.
@@ -573,7 +576,7 @@ def predict(backend, network, params, X):
     is bounded whatever the number of rows: dense X that is not already
     C-contiguous in the compute dtype is converted one chunk at a time. With
     the ``numba`` backend, a call that has several cores to itself
-    (:func:`fastmlp._threads.cores_for_fit`) splits the chunks among that
+    (:func:`fastmlp.engine.threads.cores_for_fit`) splits the chunks among that
     many threads, each with its own chunk in memory.
     """
     dtype = params.dtype
@@ -587,13 +590,13 @@ def predict(backend, network, params, X):
                 coefs, intercepts, X[r0:r0 + block].astype(dtype, copy=False),
                 network.activation, network.out_activation)[-1]
         return out
-    from fastmlp import _kernels
-    from fastmlp._fpenv import subnormals_flushed
+    from fastmlp.kernels import train
+    from fastmlp.kernels.fpenv import subnormals_flushed
 
     n_blocks = -(-n_rows // block)
     n_threads = 1
     if network.layer_units[0] >= config.MIN_THREADED_INPUTS:
-        n_threads = max(1, min(_threads.cores_for_fit(), n_blocks))
+        n_threads = max(1, min(threads.cores_for_fit(), n_blocks))
     # Threads take whole blocks, so every row goes through the same BLAS calls
     # (the same bits) whatever the number of threads.
     cuts = [min(n_rows, block * (n_blocks * t // n_threads)) for t in range(n_threads + 1)]
@@ -604,13 +607,13 @@ def predict(backend, network, params, X):
         rows = X if (lo, hi) == (0, n_rows) else X[lo:hi]
         ready = sp.issparse(rows) or (rows.dtype == dtype and rows.flags.c_contiguous)
         step = max(1, hi - lo) if ready else block  # X in the kernel's layout goes in one call
-        acts = _aligned.empty(block * sum(network.layer_units[1:]), dtype)
+        acts = aligned.empty(block * sum(network.layer_units[1:]), dtype)
         scratch = _blas_scratch(dtype)
         for r0 in range(0, hi - lo, step):
             part = rows if step >= hi - lo else rows[r0:r0 + step]
             compute = as_compute_arrays(part, dtype)
             with subnormals_flushed():
-                _kernels.predict(*compute, part.shape[0], block, params, network.units,
+                train.predict(*compute, part.shape[0], block, params, network.units,
                                  network.coef_offsets, network.intercept_offsets, hidden,
                                  out_act, acts, out[lo + r0:lo + r0 + part.shape[0]], *scratch,
                                  tiled)

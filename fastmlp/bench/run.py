@@ -258,8 +258,8 @@ def skipped_flops(X, units, batch_size, seed=0):
     flops : int
         Per epoch, counted as in :func:`epoch_flops` (4 per first-layer weight and row).
     """
-    from fastmlp._kernels import _MIN_ZERO_COLUMNS
-    from fastmlp.backends import tiled_products
+    from fastmlp.kernels.train import _MIN_ZERO_COLUMNS
+    from fastmlp.engine.backends import tiled_products
 
     n_features = X.shape[1]
     if (sp.issparse(X) or n_features < config.MIN_ZERO_COLUMN_INPUTS

@@ -76,7 +76,7 @@ def data_loss(Y, A, loss, sample_weight=None):
     A : ndarray of shape (n_samples, n_outputs)
         Output activations.
     loss : str
-        One of :data:`fastmlp._network.LOSSES`.
+        One of :data:`fastmlp.engine.network.LOSSES`.
     sample_weight : ndarray of shape (n_samples,), optional
         Per-row weights.
 
@@ -113,7 +113,7 @@ def backprop(coefs, intercepts, X, Y, network, alpha, sample_weight=None):
         Batch rows.
     Y : ndarray of shape (n_samples, n_outputs)
         Batch targets.
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Activations and loss.
     alpha : float
         L2 penalty.
@@ -149,15 +149,15 @@ def train_batches(network, params, optimizer, X, Y, sample_weight, rows, batch_s
                   b_start, b_stop, alpha, loss_sum=0.0):
     """Run mini-batches ``b_start`` to ``b_stop`` of an epoch, one NumPy step each.
 
-    Same contract as :func:`fastmlp._kernels.train_batches`.
+    Same contract as :func:`fastmlp.kernels.train.train_batches`.
 
     Parameters
     ----------
-    network : fastmlp._network.Network
+    network : fastmlp.engine.network.Network
         Shape, activations and loss.
     params : ndarray of shape (n_params,)
         Flat parameters, updated in place.
-    optimizer : fastmlp.optimizers.SGD or fastmlp.optimizers.Adam
+    optimizer : fastmlp.engine.optimizers.SGD or fastmlp.engine.optimizers.Adam
         Optimizer, updated in place.
     X : {ndarray, sparse matrix} of shape (n_samples, n_features)
         Training rows.

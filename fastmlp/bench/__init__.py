@@ -1,0 +1,1 @@
+"""``fastmlp bench``: the benchmark job and its command line."""

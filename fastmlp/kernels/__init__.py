@@ -1,0 +1,1 @@
+"""Compiled code only: the Numba kernels and their low-level helpers."""
