@@ -534,11 +534,14 @@ def test_pickles_are_small(solver, early_stopping):
 
 
 # ---------------------------------------------------------------------------- input types
-pd = pytest.importorskip("pandas", reason="pandas (test extra) is needed for DataFrame tests")
+@pytest.fixture
+def pd():
+    """pandas, for the DataFrame tests only (a test extra: its absence skips just these)."""
+    return pytest.importorskip("pandas", reason="pandas (test extra) is needed for DataFrame tests")
 
 
 @pytest.mark.parametrize("ref_cls, fast_cls", PAIRS, ids=PAIR_IDS)
-def test_dataframe_input_sets_feature_names_and_warns_like_sklearn(ref_cls, fast_cls):
+def test_dataframe_input_sets_feature_names_and_warns_like_sklearn(pd, ref_cls, fast_cls):
     columns = [f"pixel_{i}" for i in range(X.shape[1])]
     df = pd.DataFrame(X, columns=columns)
     y = pd.Series(_y_for(fast_cls()))
@@ -572,7 +575,7 @@ def test_dataframe_input_sets_feature_names_and_warns_like_sklearn(ref_cls, fast
     assert _messages(plain, df) == [_fastmlp_name(m, plain) for m in _messages(ref_plain, df)]
 
 
-def test_dataframe_warning_text_names_the_fastmlp_class():
+def test_dataframe_warning_text_names_the_fastmlp_class(pd):
     df = pd.DataFrame(X, columns=[f"c{i}" for i in range(X.shape[1])])
     clf = FastMLPClassifier(**SGD).fit(df, DIGIT)
     with pytest.warns(UserWarning, match="X does not have valid feature names, but "
