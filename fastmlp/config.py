@@ -75,3 +75,9 @@ AUTO_NUMPY_SECONDS = 0.02
 #: dominated by flops goes to the kernels.
 NUMPY_SECONDS_PER_BATCH = 200e-6
 NUMPY_FLOPS_PER_SECOND = 10e9
+
+#: A first call into the kernels still running after this many seconds is compiling them (loading
+#: from numba's cache and a first chunk of epochs end well before), and says so once on the
+#: ``fastmlp`` logger, with ``COMPILE_NOTICE_ESTIMATE`` as the expected wait.
+COMPILE_NOTICE_SECONDS = 2.0
+COMPILE_NOTICE_ESTIMATE = "10-30 s"
