@@ -56,6 +56,15 @@ TILED_PRODUCTS = None
 #: them saves: digits (64 inputs) fits 1-1.5 % slower. 0 skips for any width.
 MIN_ZERO_COLUMN_INPUTS = 256
 
+#: Zero-column skipping pays for its pass over a batch's rows only when at
+#: least 1 / ZERO_COLUMN_SHARE of the columns are zero in all of them; after a
+#: batch with fewer, the kernel skips the pass for 1, 3, 7, ... batches, at
+#: most ``MAX_DENSE_BATCHES``. Lower shares skip more often and pay the pass
+#: on denser data; a longer backoff wastes fewer passes on dense data and
+#: notices sparse stretches later. Read at each training call.
+ZERO_COLUMN_SHARE = 16
+MAX_DENSE_BATCHES = 63
+
 #: ``backend='auto'`` (the default) runs a fit or prediction on the ``numpy``
 #: backend when NumPy's estimated time for the whole call is below this many
 #: seconds, and on the compiled kernels otherwise. The first use of the kernels

@@ -81,7 +81,7 @@ class _FastMLPMixin:
 
     def _kernels_check_x(self):
         """Whether training checks X for NaN and inf itself (see ``_assert_finite_x``)."""
-        return self.backend_ == "numba" and self.solver in ("sgd", "adam")
+        return backends.checks_x_while_training(self.backend_, self.solver)
 
     def _assert_finite_x(self, X):
         """scikit-learn's finiteness check and error for X, run after the kernels found NaN or inf.
@@ -319,32 +319,25 @@ class _FastMLPMixin:
     def _run_epochs(self, trainer, params, rows, n_epochs, chunk):
         """Up to ``n_epochs`` whole epochs in one compiled call; returns their mean losses.
 
-        The kernel shuffles ``rows`` with a copy of the random state, which is
-        written back only when the call succeeds: on Ctrl-C or divergence,
-        parameters, optimizer, order and random state all stay as they were
-        before the call.
+        On Ctrl-C or divergence, parameters, optimizer, order and random state
+        all stay as they were before the call.
         """
-        state = self._random_state.get_state() if self.shuffle else None
-        mt_state = None if state is None else (np.array(state[1], dtype=np.uint32),
-                                               np.array([state[2]], dtype=np.int64))
         saved = params.copy(), _optimizer_snapshot(self._optimizer), \
             None if rows is None else rows.copy()
-        stop_rule = (self.best_loss_, self._no_improvement_count, self.tol,
-                     self.n_iter_no_change)
+        stop_rule = backends.StopRule(self.best_loss_, self._no_improvement_count, self.tol,
+                                      self.n_iter_no_change)
         tic = time.perf_counter()
         try:
-            losses, diverged = trainer.run_epochs(params, self._optimizer, rows, n_epochs,
-                                                  self.alpha, mt_state, stop_rule)
+            losses, diverged = trainer.run_epochs(
+                params, self._optimizer, rows, n_epochs, self.alpha,
+                self._random_state if self.shuffle else None, stop_rule)
         except KeyboardInterrupt:
             self._restore(params, rows, saved)
             raise
         chunk.update(chunk.n_batches * max(len(losses), 1), time.perf_counter() - tic)
-        if diverged or not np.isfinite(params).all():
+        if diverged:
             self._restore(params, rows, saved)
             self._diverged(self.n_iter_ + len(losses) + 1)
-        if state is not None:
-            key, pos = mt_state
-            self._random_state.set_state((state[0], key, int(pos[0]), state[3], state[4]))
         return losses
 
     def _restore(self, params, rows, saved):
@@ -472,30 +465,8 @@ def _optimizer_snapshot(optimizer):
     return snapshot
 
 
-class _ChunkSizer:
-    """Sizes chunks of batches so that one compiled call lasts about ``config.CHUNK_SECONDS``.
-
-    Without a known rate (batches per second) the first chunk is one batch
-    (that call may also compile) and the size grows quickly from the measured
-    rate. A size of more than an epoch's batches lets short epochs run
-    several to a call (:meth:`_FastMLPMixin._run_epochs`).
-    """
-
-    def __init__(self, n_batches, rate=None):
-        self.n_batches = n_batches
-        self.rate = rate
-        self.size = 1 if rate is None else self._target(rate)
-
-    def _target(self, rate):
-        return max(1, int(rate * config.CHUNK_SECONDS))
-
-    def epochs(self):
-        """Whole epochs the next call may run; 0 when a call is shorter than an epoch."""
-        return self.size // self.n_batches
-
-    def update(self, n_batches, seconds):
-        self.rate = n_batches / max(seconds, 1e-6)
-        self.size = min(self._target(self.rate), 8 * self.size + 8)
+#: The fit loop's chunk sizing (a name here, so tests can replace it).
+_ChunkSizer = backends.ChunkSizer
 
 
 class FastMLPClassifier(_FastMLPMixin, MLPClassifier):

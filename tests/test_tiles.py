@@ -16,7 +16,7 @@ from fastmlp import config
 from fastmlp.kernels import tiles
 from fastmlp.engine import backends
 from fastmlp.kernels.blas import NO_TRANS, TRANS
-from fastmlp.kernels.train import _addr
+from fastmlp.kernels.jit import addr as _addr
 from fastmlp.kernels.tiles import product_of_rows
 from fastmlp.engine.network import Network
 from fastmlp.engine.optimizers import SGD, Adam

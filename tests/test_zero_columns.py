@@ -19,7 +19,8 @@ from fastmlp import config
 from fastmlp.kernels import tiles
 from fastmlp.engine import backends
 from fastmlp.kernels.blas import NO_TRANS, TRANS
-from fastmlp.kernels.train import _addr, _list_columns, _mark_nonzero_columns
+from fastmlp.kernels.columns import _list_columns, _mark_nonzero_columns
+from fastmlp.kernels.jit import addr as _addr
 from fastmlp.engine.network import Network
 from fastmlp.kernels.tiles import STRIP_BYTES, product_of_rows
 from fastmlp.engine.optimizers import SGD, Adam
