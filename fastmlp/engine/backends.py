@@ -43,6 +43,9 @@ class NumpyTrainer:
         Compute dtype.
     """
 
+    #: Whether it can run whole epochs in one call (see :class:`NumbaTrainer`): no.
+    runs_epochs = False
+
     def __init__(self, network, X, Y, sample_weight, batch_size, dtype):
         self.network = network
         self.X = sp.csr_matrix(X, dtype=dtype) if sp.issparse(X) else np.asarray(X, dtype=dtype)

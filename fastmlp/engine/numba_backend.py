@@ -228,6 +228,9 @@ class NumbaTrainer:
         Compute dtype.
     """
 
+    #: Whether :meth:`run_epochs` can run whole epochs in one call.
+    runs_epochs = True
+
     def __init__(self, network, X, Y, sample_weight, batch_size, dtype):
         self.network = network
         self.X = as_compute_arrays(X, dtype)
@@ -340,7 +343,7 @@ class NumbaTrainer:
                                   max_dense_batches=int(config.MAX_DENSE_BATCHES))
         args = (data, _net(self.network, params), opt, work, schedule)
         n_threads = self.threads_for_run()
-        if n_threads == 1:
+        if n_threads == 1 or self.n_parts % n_threads:
             with subnormals_flushed():
                 loss_sum, n_done = train.train_batches(*args, self._team(0, 1))
         else:

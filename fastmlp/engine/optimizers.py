@@ -9,8 +9,6 @@ import numpy as np
 
 from fastmlp.kernels import codes
 
-SGD_KIND, ADAM_KIND = codes.SGD, codes.ADAM
-
 
 class SGD:
     """Stochastic gradient descent with momentum, as scikit-learn's ``SGDOptimizer``.
@@ -36,7 +34,7 @@ class SGD:
         Exponent of the ``invscaling`` schedule.
     """
 
-    kind = SGD_KIND
+    kind = codes.SGD
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5):
@@ -148,7 +146,7 @@ class Adam:
         Added to the denominator for numerical stability.
     """
 
-    kind = ADAM_KIND
+    kind = codes.ADAM
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8):

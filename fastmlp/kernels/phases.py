@@ -138,9 +138,9 @@ def first_layer(r0, m, x_ptr, scan_ahead, data, net, work, batch_size, team, pla
                 n_ahead = row_addresses(data.X, data.rows, a_lo, a_hi, plan.ahead)
             product_of_rows(np.int64(NO_TRANS), m, c_hi - c_lo, u0, plan.x_rows[:m],
                             plan.cols[:n_cols], plan.runs[:2 * n_runs], plan.ahead[:n_ahead],
-                            u0 * data.X.itemsize, addr(work.first[0], u0 * c_lo), plan.strip,
-                            u0 * plan.strip, addr(work.acts, c_lo), u1, plan.strip, False,
-                            scr.fscr)
+                            u0 * data.X.itemsize,
+                            (addr(work.first[0], u0 * c_lo), plan.strip, u0 * plan.strip),
+                            (addr(work.acts, c_lo), u1, plan.strip), False, scr.fscr)
             nonfinite |= block_nonfinite(work.acts, c_lo, m, c_hi - c_lo, u1)
             activate(work.acts, c_lo, m, c_hi - c_lo, u1, net.params, net.ioff[0] + c_lo, act)
         else:

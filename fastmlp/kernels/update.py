@@ -87,8 +87,8 @@ def _update_first_layer(lo, hi, align, batch, data, units, opt, wsum, lr_t, gbuf
     # Non-literal flags, as in the forward pass: product_of_rows compiles once
     # for both directions.
     product_of_rows(np.int64(TRANS), u0, w, batch.m, x_rows, cols, cols[:0], cols[:0],
-                    np.int64(0), addr(scr.deltas, output_offset_of(units, 0, scr.cap) + lo), u1,
-                    align, addr(gbuf, 0), align, u0 * align, False, scr.fscr)
+                    np.int64(0), (addr(scr.deltas, output_offset_of(units, 0, scr.cap) + lo), u1,
+                                  align), (addr(gbuf, 0), align, u0 * align), False, scr.fscr)
     full = w - w % align
     ssq = step(first[0], u0 * lo, 0, gbuf, 0, 0, 1, u0 * full, opt.alpha, wsum, opt.kind,
                opt.hyper, first[1], first[2], lr_t)
