@@ -1,4 +1,11 @@
-"""Tuning knobs in one place (stumpy style); change them before fitting."""
+"""Tuning knobs in one place (stumpy style); change them before fitting.
+
+Most are read at every call. Those marked *compile-time* are read by the
+compiled kernels when they are compiled and frozen into numba's on-disk
+cache: change them before ``fastmlp.kernels`` is imported, with an empty
+cache (``NUMBA_CACHE_DIR``), or they have no effect. The measured gains of
+the optimisations these knobs steer are in ``docs/design.md``.
+"""
 
 #: Target wall time, in seconds, of one compiled training call. Training hands
 #: control back to Python this often, so Ctrl-C is honoured and divergence is
@@ -35,46 +42,80 @@ KERNEL_PARTS = 2
 #: this many inputs and does at least ``MIN_THREADED_FLOPS`` floating-point
 #: operations per mini-batch (6 x batch size x inputs x units). Below that,
 #: meeting the other thread four times per batch and moving the activations
-#: between cores cost more than the split saves. Measured on 2 cores: MNIST
-#: 784-32-10 at batch 32 (4.8 MFLOP) runs 1.2x faster in two threads,
-#: 784-16-10 (2.4 MFLOP) 1.04x; digits (64 inputs) 0.7-1.15x at any width.
+#: between cores cost more than the split saves; higher thresholds leave
+#: the second core idle on networks that would gain from it. The loss and
+#: gradient (L-BFGS) and predictions use the inputs threshold only.
 MIN_THREADED_INPUTS = 256
 MIN_THREADED_FLOPS = 4_000_000
 
 #: Matrix products of the kernels through fastmlp's register tiles (True) or
 #: BLAS gemm only (False). None: tiles where the CPU has AVX-512, or AVX2 with
-#: FMA (measured faster than OpenBLAS on the first layer's products of a
-#: mini-batch on both: 1.3-2x on an Intel Xeon, 1.1-2x on an AMD EPYC); see
+#: FMA, where they beat OpenBLAS on a mini-batch's small products; see
 #: :mod:`fastmlp.kernels.tiles`. Either way the results agree to rounding; a given
 #: setting gives the same bits on every run.
 TILED_PRODUCTS = None
 
 #: With the tiles, the first layer's products skip the columns of X that are
-#: zero in every row of a mini-batch (the same bits; MNIST: a third of the
-#: pixels at batch 128, epochs 10-15 % faster), for networks with at least
-#: this many inputs. Below, listing the columns costs more than skipping
-#: them saves: digits (64 inputs) fits 1-1.5 % slower. 0 skips for any width.
+#: zero in every row of a mini-batch (the same bits; raw MNIST: a third of
+#: the pixels at batch 128), for networks with at least this many inputs.
+#: Below, listing the columns costs more than skipping them saves (digits,
+#: 64 inputs). 0 skips for any width.
 MIN_ZERO_COLUMN_INPUTS = 256
+
+#: Zero-column skipping pays for its pass over a batch's rows only when at
+#: least 1 / ZERO_COLUMN_SHARE of the columns are zero in all of them; after a
+#: batch with fewer, the kernel skips the pass for 1, 3, 7, ... batches, at
+#: most ``MAX_DENSE_BATCHES``. Lower shares skip more often and pay the pass
+#: on denser data; a longer backoff wastes fewer passes on dense data and
+#: notices sparse stretches later. Read at each training call.
+ZERO_COLUMN_SHARE = 16
+MAX_DENSE_BATCHES = 63
 
 #: ``backend='auto'`` (the default) runs a fit or prediction on the ``numpy``
 #: backend when NumPy's estimated time for the whole call is below this many
 #: seconds, and on the compiled kernels otherwise. The first use of the kernels
-#: in a process imports numba and loads their code from its cache, ~0.35 s
-#: (measured on 2 cores: 0.27 s of a tiny fit), which a call that short never
-#: wins back. The bound is kept low because small fits take 5-11x longer on
-#: NumPy than on loaded kernels (measured: 53 ms against 4.6 ms, 61 against
-#: 12 ms), which grid searches over many such fits pay every time. The
+#: in a process imports numba and loads their code from its cache, a few
+#: tenths of a second, which a call that short never wins back. The bound is
+#: kept low because small fits take several times longer on NumPy than on
+#: loaded kernels, which grid searches over many such fits pay every time. The
 #: choice depends on the shapes and parameters only, so a given fit always
 #: runs (and rounds) the same way. 0: always the kernels.
 AUTO_NUMPY_SECONDS = 0.02
 
 #: NumPy's cost per mini-batch (Python and small-array overhead) and its
-#: floating-point rate in that estimate. Measured with small networks on 2
-#: cores: 100-200 us per batch of 32 rows (SGD or Adam, relu or logistic), up
-#: to 310 us for 150-row batches; the rate is set low on purpose, so that work
-#: dominated by flops goes to the kernels.
+#: floating-point rate in that estimate (small networks: a batch of 32 rows
+#: costs 100-200 us); the rate is set low on purpose, so that work dominated
+#: by flops goes to the kernels.
 NUMPY_SECONDS_PER_BATCH = 200e-6
 NUMPY_FLOPS_PER_SECOND = 10e9
+
+#: Spins of a thread waiting at a barrier of the training kernel before it
+#: yields its core at each further spin (:mod:`fastmlp.kernels.sync`). More
+#: spins answer a partner that arrives soon faster; fewer give the core back
+#: sooner to a partner that was descheduled. *Compile-time*.
+BARRIER_SPINS = 2000
+
+#: The tiles' k range is cut into blocks whose rows of B (one tile's width)
+#: fill about this many bytes, so they stay in the L1 cache while all row
+#: tiles use them (:mod:`fastmlp.kernels.tiles`). *Compile-time*.
+TILE_B_BLOCK_BYTES = 32768
+
+#: k block, in rows, of the tiles' products with a transposed A (the weight
+#: gradients: k runs over the batch's rows), with AVX2 and with AVX-512. Each
+#: k step reads another row of X (another page for MNIST): short blocks keep
+#: a tile's pages within the L1 TLB, long ones re-read C less often.
+#: *Compile-time*.
+TILE_TRANS_K_BLOCK_AVX2 = 32
+TILE_TRANS_K_BLOCK_AVX512 = 128
+
+#: Strips a CPU may prefetch past the end of a strip-major block (a strip: one
+#: cache line of each of the block's rows; see ``tiles.product_of_rows``).
+#: The tiles step through such a block a strip at a time, and on AMD Zen 3
+#: the prefetcher follows that stride up to 7 strips past the last one, taking
+#: lines another core is writing. Blocks that threads write at the same time
+#: are each followed by this many strips that no thread writes (row-major
+#: blocks need no such gap). More strips cost workspace memory only.
+PREFETCH_REACH_STRIPS = 8
 
 #: A first call into the kernels still running after this many seconds is compiling them (loading
 #: from numba's cache and a first chunk of epochs end well before), and says so once on the

@@ -81,7 +81,7 @@ class _FastMLPMixin:
 
     def _kernels_check_x(self):
         """Whether training checks X for NaN and inf itself (see ``_assert_finite_x``)."""
-        return self.backend_ == "numba" and self.solver in ("sgd", "adam")
+        return backends.checks_x_while_training(self.backend_, self.solver)
 
     def _assert_finite_x(self, X):
         """scikit-learn's finiteness check and error for X, run after the kernels found NaN or inf.
@@ -182,29 +182,7 @@ class _FastMLPMixin:
 
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
-        early_stopping = self.early_stopping
-        train_idx = None
-        X_val = y_val = sample_weight_val = None
-        if early_stopping:
-            # Splitting indices draws exactly what splitting X would (same random
-            # state, same stratification) without copying the training rows.
-            stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
-            train_idx, val_idx = train_test_split(
-                np.arange(X.shape[0]), random_state=self._random_state,
-                test_size=self.validation_fraction, stratify=stratify)
-            X_val, y_val = _safe_indexing(X, val_idx), y[val_idx]
-            if self._kernels_check_x():
-                self._assert_finite_x(X_val)
-            if sample_weight is not None:
-                sample_weight_val = sample_weight[val_idx]
-            if X_val.shape[0] < 2:
-                raise ValueError(
-                    "The validation set is too small. Increase 'validation_fraction' "
-                    "or the size of your dataset.")
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
-            train_idx = train_idx.astype(np.int64)
-
+        train_idx, validation = self._validation_split(X, y, sample_weight)
         n_samples = X.shape[0] if train_idx is None else train_idx.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_samples)
@@ -213,56 +191,87 @@ class _FastMLPMixin:
                 warnings.warn("Got `batch_size` less than 1 or larger than "
                               "sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
-        n_batches = -(-n_samples // batch_size)  # as many as sklearn's gen_batches
 
         trainer = backends.make_trainer(self.backend_, network, X, y, sample_weight,
                                         batch_size, dtype)
-        # partial_fit calls start from the rate the previous call measured (one
-        # compiled call per MNIST epoch instead of four: 1-2 % per epoch).
+        # partial_fit calls start from the rate the previous call measured.
         known = getattr(self, "_chunk_rate", None) if incremental else None
+        n_batches = -(-n_samples // batch_size)  # as many as sklearn's gen_batches
         chunk = _ChunkSizer(n_batches, known[1] if known and known[0] == batch_size else None)
         # The epoch order, shuffled in place at the start of each epoch: the same
         # draws as sklearn's shuffle(sample_idx) (one RandomState.shuffle of
         # arange(n), applied to the previous order), and the same orders,
-        # without sklearn's input checks (~0.2 ms per epoch) or new arrays.
+        # without sklearn's input checks or new arrays.
         if self.shuffle:
             rows = np.arange(n_samples, dtype=np.int64) if train_idx is None else train_idx
         else:
             rows = train_idx
-        many = self._many_epochs_per_call(incremental, early_stopping)
-        start = time.perf_counter()
         try:
-            self.n_iter_ = 0
-            stop = False
-            while not stop and self.n_iter_ < self.max_iter:
-                try:
-                    if many and chunk.epochs() > 0:
-                        losses = self._run_epochs(
-                            trainer, params, rows,
-                            min(chunk.epochs(), self.max_iter - self.n_iter_), chunk)
-                    else:
-                        if self.shuffle:
-                            self._random_state.shuffle(rows)
-                        losses = [self._run_epoch(trainer, params, rows, n_batches, chunk)
-                                  / n_samples]
-                except TrainingDivergedError:
-                    if self._kernels_check_x():
-                        self._assert_finite_x(X)  # NaN or inf in X: report the input
-                    raise
-                for e, loss in enumerate(losses):
-                    stop = self._end_epoch(loss, n_samples, start, early_stopping, X_val, y_val,
-                                           sample_weight_val, incremental)
-                    if stop and e < len(losses) - 1:
-                        raise RuntimeError(  # the kernel applies the same rule; never expected
-                            "fastmlp internal error: the kernel trained past the epoch "
-                            "where training stops. Please report this.")
+            self._train_epochs(trainer, params, rows, n_samples, chunk, validation, incremental,
+                               X)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
 
         self._chunk_rate = (batch_size, chunk.rate)  # batches per second at this batch size
-        if early_stopping:
+        if validation is not None:
             self.coefs_ = self._best_coefs
             self.intercepts_ = self._best_intercepts
+
+    def _validation_split(self, X, y, sample_weight):
+        """The training rows' indices and the validation set ``(X, y, sample_weight)``.
+
+        Both None without early stopping. Splitting indices draws exactly what
+        splitting X would (same random state, same stratification) without
+        copying the training rows.
+        """
+        if not self.early_stopping:
+            return None, None
+        stratify = y if (is_classifier(self) and self.n_outputs_ == 1) else None
+        train_idx, val_idx = train_test_split(
+            np.arange(X.shape[0]), random_state=self._random_state,
+            test_size=self.validation_fraction, stratify=stratify)
+        X_val, y_val = _safe_indexing(X, val_idx), y[val_idx]
+        if self._kernels_check_x():
+            self._assert_finite_x(X_val)
+        sample_weight_val = None if sample_weight is None else sample_weight[val_idx]
+        if X_val.shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' "
+                "or the size of your dataset.")
+        if is_classifier(self):
+            y_val = self._label_binarizer.inverse_transform(y_val)
+        return train_idx.astype(np.int64), (X_val, y_val, sample_weight_val)
+
+    def _train_epochs(self, trainer, params, rows, n_samples, chunk, validation, incremental, X):
+        """Epochs until scikit-learn's rules stop training, whole epochs per call where possible."""
+        early_stopping = validation is not None
+        X_val, y_val, sample_weight_val = validation if early_stopping else (None,) * 3
+        many = trainer.runs_epochs and self._many_epochs_per_call(incremental, early_stopping)
+        start = time.perf_counter()
+        self.n_iter_ = 0
+        stop = False
+        while not stop and self.n_iter_ < self.max_iter:
+            try:
+                if many and chunk.epochs() > 0:
+                    losses = self._run_epochs(
+                        trainer, params, rows,
+                        min(chunk.epochs(), self.max_iter - self.n_iter_), chunk)
+                else:
+                    if self.shuffle:
+                        self._random_state.shuffle(rows)
+                    losses = [self._run_epoch(trainer, params, rows, chunk.n_batches, chunk)
+                              / n_samples]
+            except TrainingDivergedError:
+                if self._kernels_check_x():
+                    self._assert_finite_x(X)  # NaN or inf in X: report the input
+                raise
+            for e, loss in enumerate(losses):
+                stop = self._end_epoch(loss, n_samples, start, early_stopping, X_val, y_val,
+                                       sample_weight_val, incremental)
+                if stop and e < len(losses) - 1:
+                    raise RuntimeError(  # the kernel applies the same rule; never expected
+                        "fastmlp internal error: the kernel trained past the epoch "
+                        "where training stops. Please report this.")
 
     def _many_epochs_per_call(self, incremental, early_stopping):
         """Whether whole epochs may run in one compiled call.
@@ -276,7 +285,7 @@ class _FastMLPMixin:
         may share with other threads; those shuffle in Python, as
         scikit-learn does.
         """
-        return (self.backend_ == "numba" and not incremental and not early_stopping
+        return (not incremental and not early_stopping
                 and not self.verbose
                 and (self.solver != "sgd" or self.learning_rate != "invscaling")
                 and (not self.shuffle or isinstance(self.random_state, numbers.Integral)))
@@ -319,32 +328,25 @@ class _FastMLPMixin:
     def _run_epochs(self, trainer, params, rows, n_epochs, chunk):
         """Up to ``n_epochs`` whole epochs in one compiled call; returns their mean losses.
 
-        The kernel shuffles ``rows`` with a copy of the random state, which is
-        written back only when the call succeeds: on Ctrl-C or divergence,
-        parameters, optimizer, order and random state all stay as they were
-        before the call.
+        On Ctrl-C or divergence, parameters, optimizer, order and random state
+        all stay as they were before the call.
         """
-        state = self._random_state.get_state() if self.shuffle else None
-        mt_state = None if state is None else (np.array(state[1], dtype=np.uint32),
-                                               np.array([state[2]], dtype=np.int64))
         saved = params.copy(), _optimizer_snapshot(self._optimizer), \
             None if rows is None else rows.copy()
-        stop_rule = (self.best_loss_, self._no_improvement_count, self.tol,
-                     self.n_iter_no_change)
+        stop_rule = backends.StopRule(self.best_loss_, self._no_improvement_count, self.tol,
+                                      self.n_iter_no_change)
         tic = time.perf_counter()
         try:
-            losses, diverged = trainer.run_epochs(params, self._optimizer, rows, n_epochs,
-                                                  self.alpha, mt_state, stop_rule)
+            losses, diverged = trainer.run_epochs(
+                params, self._optimizer, rows, n_epochs, self.alpha,
+                self._random_state if self.shuffle else None, stop_rule)
         except KeyboardInterrupt:
             self._restore(params, rows, saved)
             raise
         chunk.update(chunk.n_batches * max(len(losses), 1), time.perf_counter() - tic)
-        if diverged or not np.isfinite(params).all():
+        if diverged:
             self._restore(params, rows, saved)
             self._diverged(self.n_iter_ + len(losses) + 1)
-        if state is not None:
-            key, pos = mt_state
-            self._random_state.set_state((state[0], key, int(pos[0]), state[3], state[4]))
         return losses
 
     def _restore(self, params, rows, saved):
@@ -472,30 +474,8 @@ def _optimizer_snapshot(optimizer):
     return snapshot
 
 
-class _ChunkSizer:
-    """Sizes chunks of batches so that one compiled call lasts about ``config.CHUNK_SECONDS``.
-
-    Without a known rate (batches per second) the first chunk is one batch
-    (that call may also compile) and the size grows quickly from the measured
-    rate. A size of more than an epoch's batches lets short epochs run
-    several to a call (:meth:`_FastMLPMixin._run_epochs`).
-    """
-
-    def __init__(self, n_batches, rate=None):
-        self.n_batches = n_batches
-        self.rate = rate
-        self.size = 1 if rate is None else self._target(rate)
-
-    def _target(self, rate):
-        return max(1, int(rate * config.CHUNK_SECONDS))
-
-    def epochs(self):
-        """Whole epochs the next call may run; 0 when a call is shorter than an epoch."""
-        return self.size // self.n_batches
-
-    def update(self, n_batches, seconds):
-        self.rate = n_batches / max(seconds, 1e-6)
-        self.size = min(self._target(self.rate), 8 * self.size + 8)
+#: The fit loop's chunk sizing (a name here, so tests can replace it).
+_ChunkSizer = backends.ChunkSizer
 
 
 class FastMLPClassifier(_FastMLPMixin, MLPClassifier):

@@ -36,8 +36,10 @@ def test_numba_workspace_buffers_are_aligned():
     network = Network([784, 100, 10], "logistic", "log_loss")
     X = np.zeros((64, 784), np.float32)
     Y = np.zeros((64, 10), np.float32)
-    ws = backends.make_trainer("numba", network, X, Y, None, 32, np.float32).ws
-    for name in ("xb", "acts", "deltas", "sync"):
+    trainer = backends.make_trainer("numba", network, X, Y, None, 32, np.float32)
+    ws = trainer.work
+    assert trainer.sync.ctypes.data % 64 == 0
+    for name in ("xb", "acts", "deltas"):
         assert getattr(ws, name).ctypes.data % 64 == 0, name
     for name in ("gbufs", "first", "partials"):
         for row in getattr(ws, name):
@@ -53,8 +55,9 @@ def test_threads_gradient_blocks_are_out_of_each_others_prefetch_reach(dtype):
     network = Network([u0, u1, 10], "logistic", "log_loss")
     X = np.zeros((256, u0), dtype)
     Y = np.zeros((256, 10), dtype)
-    ws = backends.make_trainer("numba", network, X, Y, None, batch, dtype).ws
-    assert ws.n_parts == 2 and ws.gbufs.shape[0] == 2
+    trainer = backends.make_trainer("numba", network, X, Y, None, batch, dtype)
+    ws = trainer.work
+    assert trainer.n_parts == 2 and ws.gbufs.shape[0] == 2
     strip = u0 * aligned.CACHE_LINE // ws.gbufs.itemsize
     written = max(u0 * u1, u1 * 10)  # a part writes at most a whole layer's gradient
     assert ws.gbufs.shape[1] >= written + aligned.PREFETCH_REACH_STRIPS * strip

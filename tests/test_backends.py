@@ -273,16 +273,18 @@ def test_numba_trainer_does_not_copy_x_and_reuses_its_workspace(dtype):
     X = np.ascontiguousarray(X, dtype=dtype)
     trainer = backends.make_trainer("numba", network, X, Y, sw, BATCH_SIZE, dtype)
     assert np.shares_memory(trainer.X[0], X)
-    buffers = ("xb", "acts", "deltas", "gbufs", "first", "iscrs", "fscrs", "sync", "partials")
-    before = {name: (id(getattr(trainer.ws, name)), getattr(trainer.ws, name).size)
+    buffers = ("xb", "acts", "deltas", "gbufs", "first", "iscrs", "fscrs", "partials")
+    before = {name: (id(getattr(trainer.work, name)), getattr(trainer.work, name).size)
               for name in buffers}
+    before["sync"] = id(trainer.sync), trainer.sync.size
     params = params0.astype(dtype)
     for optimizer in (SGD(network.n_params, dtype), Adam(network.n_params, dtype)):
         for rows in (None, np.random.default_rng(0).permutation(N_ROWS)):
             trainer.run(params, optimizer, rows, 0, 3, ALPHA)
             trainer.run(params, optimizer, rows, 1, 2, ALPHA)
-    after = {name: (id(getattr(trainer.ws, name)), getattr(trainer.ws, name).size)
+    after = {name: (id(getattr(trainer.work, name)), getattr(trainer.work, name).size)
              for name in buffers}
+    after["sync"] = id(trainer.sync), trainer.sync.size
     assert after == before
     assert np.shares_memory(trainer.X[0], X)
     assert np.isfinite(params).all()

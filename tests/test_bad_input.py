@@ -359,7 +359,7 @@ def test_failed_first_partial_fit_leaves_estimator_unfitted():
 # ---- NaN and inf found by the kernels while training -------------------------------------
 # The numba backend skips scikit-learn's separate pass over X for sgd and adam:
 # the kernels check each batch's rows whose first-layer products are not finite
-# (train._rows_nonfinite) and the estimator then reports the input with
+# (layers._rows_nonfinite) and the estimator then reports the input with
 # scikit-learn's message.
 
 X_BIG = RNG.rand(400, 4)
@@ -448,7 +448,7 @@ def test_float64_values_beyond_float32_reported_as_too_large():
 
 
 def test_rows_nonfinite_kernel_looks_at_exactly_its_rows():
-    from fastmlp.kernels import train
+    from fastmlp.kernels import layers
 
     dense = np.ones((9, 37), dtype=np.float32)
     order = np.array([4, 0, 8, 2, 6, 1, 3, 7, 5], dtype=np.int64)
@@ -458,14 +458,14 @@ def test_rows_nonfinite_kernel_looks_at_exactly_its_rows():
         for col in range(37):  # every position of the vector loop and its tail
             dense[6, col] = value
             # rows order: row 6 is at position 4 of the epoch
-            assert train._rows_nonfinite(dense, empty, empty_ptr, order, 3, 2)
-            assert not train._rows_nonfinite(dense, empty, empty_ptr, order, 0, 4)
-            assert not train._rows_nonfinite(dense, empty, empty_ptr, order, 5, 4)
+            assert layers._rows_nonfinite(dense, empty, empty_ptr, order, 3, 2)
+            assert not layers._rows_nonfinite(dense, empty, empty_ptr, order, 0, 4)
+            assert not layers._rows_nonfinite(dense, empty, empty_ptr, order, 5, 4)
             # stored order
-            assert train._rows_nonfinite(dense, empty, empty_ptr, no_rows, 6, 1)
-            assert not train._rows_nonfinite(dense, empty, empty_ptr, no_rows, 0, 6)
+            assert layers._rows_nonfinite(dense, empty, empty_ptr, no_rows, 6, 1)
+            assert not layers._rows_nonfinite(dense, empty, empty_ptr, no_rows, 0, 6)
             dense[6, col] = np.finfo(np.float32).max  # large but finite
-            assert not train._rows_nonfinite(dense, empty, empty_ptr, order, 0, 9)
+            assert not layers._rows_nonfinite(dense, empty, empty_ptr, order, 0, 9)
             dense[6, col] = 1.0
     import scipy.sparse as sp
 
@@ -473,8 +473,8 @@ def test_rows_nonfinite_kernel_looks_at_exactly_its_rows():
     csr.data[csr.indptr[6] + 2] = np.nan
     blank = np.empty((0, 37))
     ptr = csr.indptr.astype(np.int64)
-    assert train._rows_nonfinite(blank, csr.data, ptr, order, 4, 1)
-    assert not train._rows_nonfinite(blank, csr.data, ptr, order, 0, 4)
+    assert layers._rows_nonfinite(blank, csr.data, ptr, order, 4, 1)
+    assert not layers._rows_nonfinite(blank, csr.data, ptr, order, 0, 4)
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
 from fastmlp import FastMLPClassifier, config
+from fastmlp.kernels import bundles
 from fastmlp.kernels import sync as sync_kernel
 from fastmlp.engine import threads
 from fastmlp.engine import backends
@@ -131,18 +132,19 @@ def test_a_failing_thread_makes_the_others_give_up(split_small_networks):
     optimizer = OPTIMIZERS["nesterov"](network.n_params, np.float64)
     hyper, s1, s2, step = optimizer.kernel_state()
     hidden, out, loss = network.codes
-    ws = trainer.ws
     params = params0.copy()
-    args = (*trainer.X, trainer.Y, trainer.sw, np.arange(X.shape[0]), X.shape[0], 16, 0, 5,
-            params, network.units, network.coef_offsets, network.intercept_offsets, hidden, out,
-            loss, 1e-3, optimizer.kind, hyper, s1, s2, step, ws.xb, ws.acts, ws.deltas,
-            ws.gbufs, ws.first, ws.iscrs, ws.fscrs, backends.tiled_products(), 0.0,
-            0, np.empty(0, np.uint32), np.zeros(1, np.int64), np.array([np.inf, 0, 0, 0]),
-            np.empty(0))  # not whole epochs: no shuffle, stop rule or epoch losses
+    args = (bundles.Data(*trainer.X, trainer.Y, trainer.sw, np.arange(X.shape[0]), X.shape[0]),
+            bundles.Net(params, network.units, network.coef_offsets, network.intercept_offsets,
+                        hidden, out, loss),
+            bundles.Optimizer(optimizer.kind, hyper, s1, s2, step, 1e-3),
+            trainer.work,
+            # Not whole epochs: no shuffle, stop rule or epoch losses.
+            bundles.Schedule(16, 0, 5, 0.0, 0, np.empty(0, np.uint32), np.zeros(1, np.int64),
+                             np.array([np.inf, 0, 0, 0]), np.empty(0)))
 
     def kernel(*call):
-        part_lo = call[len(args)]
-        if part_lo == 1:
+        team = call[-1]
+        if team.part_lo == 1:
             raise MemoryError("helper thread failed")
         return train.train_batches(*call)
 
@@ -150,7 +152,7 @@ def test_a_failing_thread_makes_the_others_give_up(split_small_networks):
 
     def call():
         try:
-            backends._run_in_threads(kernel, args, 2, 2, ws)
+            trainer._run_in_threads(kernel, args, 2)
         except MemoryError as exc:
             outcome.append(exc)
 
@@ -208,8 +210,8 @@ def _trainer(units, batch_size):
 
 def test_threads_for_run_follows_the_cores_a_fit_has():
     big = _trainer([784, 128, 10], 32)
-    assert big.ws.n_parts == config.KERNEL_PARTS
-    assert _trainer([64, 64, 10], 32).ws.n_parts == 1  # never threaded: not split either
+    assert big.n_parts == config.KERNEL_PARTS
+    assert _trainer([64, 64, 10], 32).n_parts == 1  # never threaded: not split either
     assert big.threads_for_run() == 1  # outside a fit: nothing says the cores are free
     with threadpool_limits(2), threads.share_cores():
         assert big.threads_for_run() == 2
@@ -297,7 +299,7 @@ def test_network_without_hidden_layer_is_not_split_and_trains_right(monkeypatch,
     X = rng.normal(size=(130, 300))
     Y = np.eye(20)[rng.integers(0, 20, 130)]
     trainer = backends.make_trainer("numba", network, X, Y, None, 64, np.float64)
-    assert trainer.ws.n_parts == 1
+    assert trainer.n_parts == 1
     ours, theirs = params0.copy(), params0.copy()
     trainer.run(ours, OPTIMIZERS[optimizer_name](network.n_params, np.float64), None, 0, 3, 1e-3)
     reference = backends.make_trainer("numpy", network, X, Y, None, 64, np.float64)

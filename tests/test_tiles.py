@@ -16,7 +16,7 @@ from fastmlp import config
 from fastmlp.kernels import tiles
 from fastmlp.engine import backends
 from fastmlp.kernels.blas import NO_TRANS, TRANS
-from fastmlp.kernels.train import _addr
+from fastmlp.kernels.jit import addr as _addr
 from fastmlp.kernels.tiles import product_of_rows
 from fastmlp.engine.network import Network
 from fastmlp.engine.optimizers import SGD, Adam
@@ -134,8 +134,9 @@ def _rows_product_one_run(trans_a, m, n, k, X, rows, col0, B, ldb, b_ss, C, ldc,
     # Column c of the rows meets row c of B (or of C, transposed): shift them by col0.
     b_ptr = _addr(B, 0) - (col0 * ldb * B.itemsize if trans_a == NO_TRANS else 0)
     c_ptr = _addr(C, 0) - (col0 * ldc * C.itemsize if trans_a == TRANS else 0)
-    product_of_rows(trans_a, m, n, k, addrs, cols, runs, np.empty(0, np.int64), 0, b_ptr,
-                    ldb, b_ss, c_ptr, ldc, c_ss, accumulate, np.zeros(2, dtype=C.dtype))
+    product_of_rows(trans_a, m, n, k, addrs, cols, runs, np.empty(0, np.int64), 0,
+                    (b_ptr, ldb, b_ss), (c_ptr, ldc, c_ss), accumulate,
+                    np.zeros(2, dtype=C.dtype))
 
 
 # (m, vectors, extra columns, k, col0): leftover rows and vectors, a tail of columns

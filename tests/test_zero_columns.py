@@ -19,7 +19,8 @@ from fastmlp import config
 from fastmlp.kernels import tiles
 from fastmlp.engine import backends
 from fastmlp.kernels.blas import NO_TRANS, TRANS
-from fastmlp.kernels.train import _addr, _list_columns, _mark_nonzero_columns
+from fastmlp.kernels.columns import _list_columns, _mark_nonzero_columns
+from fastmlp.kernels.jit import addr as _addr
 from fastmlp.engine.network import Network
 from fastmlp.kernels.tiles import STRIP_BYTES, product_of_rows
 from fastmlp.engine.optimizers import SGD, Adam
@@ -83,8 +84,9 @@ def _rows_product(trans_a, m, n, k, X, rows, cols, runs, ahead, B, C, accumulate
     for i in range(rows.size):
         addrs[i] = _addr(X, rows[i] * X.shape[1])
     product_of_rows(trans_a, m, n, k, addrs, cols, runs, ahead, X.shape[1] * X.itemsize,
-                    _addr(B, 0), B.shape[1], STRIP_BYTES // B.itemsize, _addr(C, 0),
-                    C.shape[1], STRIP_BYTES // C.itemsize, accumulate, np.zeros(2, dtype=C.dtype))
+                    (_addr(B, 0), B.shape[1], STRIP_BYTES // B.itemsize),
+                    (_addr(C, 0), C.shape[1], STRIP_BYTES // C.itemsize), accumulate,
+                    np.zeros(2, dtype=C.dtype))
 
 
 @pytest.mark.parametrize("accumulate", [False, True], ids=["store", "accumulate"])

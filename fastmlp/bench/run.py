@@ -258,7 +258,7 @@ def skipped_flops(X, units, batch_size, seed=0):
     flops : int
         Per epoch, counted as in :func:`epoch_flops` (4 per first-layer weight and row).
     """
-    from fastmlp.kernels.train import _MIN_ZERO_COLUMNS
+    from fastmlp.config import ZERO_COLUMN_SHARE as _MIN_ZERO_COLUMNS
     from fastmlp.engine.backends import tiled_products
 
     n_features = X.shape[1]

@@ -3,14 +3,8 @@ buffer's layout, and the integer codes the compiled kernels use."""
 
 import numpy as np
 
-ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "softmax", "exp")
-LOSSES = (
-    "log_loss",  # softmax + categorical cross-entropy
-    "binary_log_loss",  # sigmoid + binary cross-entropy (binary, multilabel)
-    "squared_error",  # identity + half squared error (sklearn's scaling)
-    "poisson",  # exp + half Poisson deviance
-    "sigmoid_squared_error",  # sigmoid + half squared error (seed 000's loss)
-)
+from fastmlp.kernels.codes import ACTIVATIONS, HIDDEN_ACTIVATIONS, LOSSES
+
 OUTPUT_ACTIVATION = {
     "log_loss": "softmax",
     "binary_log_loss": "logistic",
@@ -41,8 +35,9 @@ class Network:
     def __init__(self, layer_units, activation, loss):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}.")
-        if activation not in ACTIVATIONS[:4]:
-            raise ValueError(f"activation must be one of {ACTIVATIONS[:4]}, got {activation!r}.")
+        if activation not in HIDDEN_ACTIVATIONS:
+            raise ValueError(
+                f"activation must be one of {HIDDEN_ACTIVATIONS}, got {activation!r}.")
         self.layer_units = tuple(int(u) for u in layer_units)
         #: The same widths as an int64 array, the form the kernels take.
         self.units = np.asarray(self.layer_units, dtype=np.int64)

@@ -7,7 +7,7 @@ plain NumPy form of the same rule, used by the reference backend.
 
 import numpy as np
 
-SGD_KIND, ADAM_KIND = 0, 1
+from fastmlp.kernels import codes
 
 
 class SGD:
@@ -34,7 +34,7 @@ class SGD:
         Exponent of the ``invscaling`` schedule.
     """
 
-    kind = SGD_KIND
+    kind = codes.SGD
 
     def __init__(self, n_params, dtype, learning_rate_init=0.1, lr_schedule="constant",
                  momentum=0.9, nesterov=True, power_t=0.5):
@@ -108,14 +108,15 @@ class SGD:
         Returns
         -------
         hyper : ndarray of float64
-            ``[learning_rate, momentum, nesterov, beta_1, beta_2, epsilon, learning_rate_init]``.
+            The scalars, laid out as :data:`fastmlp.kernels.codes.HYPER_FIELDS`.
         first, second : ndarray
             The velocity and an unused empty buffer.
         step : ndarray of int64, shape (1,)
             Unused by SGD.
         """
-        hyper = np.array([self.learning_rate, self.momentum, float(self.nesterov),
-                          0.0, 0.0, 0.0, self.learning_rate_init])
+        hyper = codes.hyper_array(learning_rate=self.learning_rate, momentum=self.momentum,
+                                  nesterov=self.nesterov,
+                                  learning_rate_init=self.learning_rate_init)
         return hyper, self.velocity, self.velocity[:0], np.zeros(1, dtype=np.int64)
 
     def sync_from_kernel(self, step):
@@ -145,7 +146,7 @@ class Adam:
         Added to the denominator for numerical stability.
     """
 
-    kind = ADAM_KIND
+    kind = codes.ADAM
 
     def __init__(self, n_params, dtype, learning_rate_init=0.001, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8):
@@ -214,8 +215,9 @@ class Adam:
         step : ndarray of int64, shape (1,)
             The step counter, incremented by the kernel.
         """
-        hyper = np.array([self.learning_rate, 0.0, 0.0, self.beta_1, self.beta_2,
-                          self.epsilon, self.learning_rate_init])
+        hyper = codes.hyper_array(learning_rate=self.learning_rate, beta_1=self.beta_1,
+                                  beta_2=self.beta_2, epsilon=self.epsilon,
+                                  learning_rate_init=self.learning_rate_init)
         return hyper, self.ms, self.vs, np.array([self.t], dtype=np.int64)
 
     def sync_from_kernel(self, step):

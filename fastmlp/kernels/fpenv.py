@@ -3,9 +3,8 @@
 With Adam and an L2 penalty, the weights of inputs that are always zero (the
 border pixels of MNIST) shrink geometrically and pass through the subnormal
 range (below 1.2e-38 in float32). x86 cores handle subnormal operands in
-microcode, ~100x slower: measured on MNIST 784-128-10, float32, batch 32,
-Adam, an epoch went from 0.5 s to 10 s as they accumulated (scikit-learn's
-own MLPClassifier slows the same way, 1.1 s to 5 s). Setting the MXCSR bits
+microcode, about a hundred times slower, so epochs slow down many times as
+they accumulate (scikit-learn's own MLPClassifier slows the same way). Setting the MXCSR bits
 FTZ (results) and DAZ (operands) makes those values exact zeros instead; no
 normal-range value changes, so only quantities already below the smallest
 normal float differ from scikit-learn. The mode is per thread: every thread

@@ -3,7 +3,7 @@
 scikit-learn's MLP shuffles the sample order at the start of every epoch with
 its ``RandomState`` (``sklearn.utils.shuffle``: one ``shuffle`` of
 ``arange(n)``, composed with the previous order). A Python call per epoch
-costs more than a small epoch's batches (digits: ~70 us of ~1.2 ms), so the
+is a noticeable share of a small epoch's batches, so the
 kernels run many epochs per call and shuffle themselves, with these
 functions on a copy of the generator's state: the same Mersenne Twister
 (MT19937) words and the same bounded draws (NumPy's ``random_interval``,

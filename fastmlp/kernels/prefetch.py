@@ -1,9 +1,8 @@
 """A software prefetch callable from ``@njit`` code (``llvm.prefetch``).
 
 The training kernel reads each batch's targets (and sample weights) at
-rows scattered over Y: a cache miss per row that the output delta waited on
-(MNIST, per batch and thread: 12 -> 6 us at batch 128, 47 -> 32 us at 512
-when the rows are fetched while the first layer computes).
+rows scattered over Y: a cache miss per row that the output delta would
+wait on, unless the rows are fetched while the first layer computes.
 """
 
 from llvmlite import ir

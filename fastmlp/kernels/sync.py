@@ -20,6 +20,11 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from fastmlp import config
+
+#: Spins before a waiting thread yields its core (compile-time).
+_SPINS = config.BARRIER_SPINS
+
 COUNTER = 0
 ABORT = 8  # one cache line away from the counter
 SYNC_SIZE = 16
@@ -99,7 +104,7 @@ def barrier(sync, n_threads, k):
         if _atomic_load(sync, ABORT) != 0:
             return False
         spins += 1
-        if spins > 2000:
+        if spins > _SPINS:
             _yield()
     return True
 
