@@ -372,9 +372,10 @@ class _FastMLPMixin:
 
         scikit-learn (issue #29504) records the epoch with its non-finite loss
         and the validation score of the non-finite weights (NaN for a
-        regressor), and ends with the weights of the best validation score;
-        it trains on, but non-finite weights stay non-finite, so later epochs
-        would only repeat that record.
+        regressor), and ends with the weights of the best validation score.
+        It trains on, but non-finite weights stay non-finite and score the
+        same every epoch, so later epochs cannot change the weights it ends
+        with: stopping here ends with the same ones.
         """
         params[...] = np.nan  # the diverged weights, as scikit-learn holds them
         self._end_epoch(np.nan, n_samples, start, True, X_val, y_val, sample_weight_val,
