@@ -20,15 +20,11 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.utils import _safe_indexing
-from sklearn.utils._available_if import available_if
-from sklearn.utils._param_validation import Options, StrOptions
-from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
-from sklearn.utils.optimize import _check_optimize_result
-from sklearn.utils.validation import (_assert_all_finite, _num_features, _num_samples,
-                                      column_or_1d, validate_data)
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import assert_all_finite, column_or_1d, validate_data
 
-from fastmlp import config
+from fastmlp import _compat, config
+from fastmlp._compat import Options, StrOptions
 from fastmlp.engine import threads
 from fastmlp.engine import backends
 from fastmlp.engine.labels import encode_labels
@@ -41,7 +37,15 @@ class TrainingDivergedError(ValueError):
 
     The estimator keeps the last finite parameters (those at the start of the
     failing chunk of mini-batches), so it can still predict or be refitted.
+    Its message starts with scikit-learn's for the same failure. Fits with
+    ``early_stopping=True`` do not raise it: as in scikit-learn, they stop
+    with the weights of the best validation score.
     """
+
+
+# scikit-learn's message when its MLP ends a fit with non-finite weights.
+_SKLEARN_NON_FINITE = ("Solver produced non-finite parameter weights. The input data may "
+                       "contain large values and need to be preprocessed.")
 
 
 _EXTRA_CONSTRAINTS = {
@@ -90,8 +94,7 @@ class _FastMLPMixin:
         Under ``sklearn.config_context(assume_finite=True)`` it checks nothing,
         as scikit-learn's would not.
         """
-        data = X.data if hasattr(X, "tocsr") else X
-        _assert_all_finite(data, estimator_name=type(self).__name__, input_name="X")
+        assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
 
     def _network(self, layer_units):
         if not is_classifier(self):
@@ -133,7 +136,7 @@ class _FastMLPMixin:
             return "numba"
         hidden = self.hidden_layer_sizes
         try:
-            n_rows, n_features = _num_samples(X), _num_features(X)
+            n_rows, n_features = _compat.num_samples_and_features(X)
             units = [n_features, *map(int, hidden if hasattr(hidden, "__iter__") else [hidden]),
                      1]
         except (TypeError, ValueError):
@@ -230,7 +233,7 @@ class _FastMLPMixin:
         train_idx, val_idx = train_test_split(
             np.arange(X.shape[0]), random_state=self._random_state,
             test_size=self.validation_fraction, stratify=stratify)
-        X_val, y_val = _safe_indexing(X, val_idx), y[val_idx]
+        X_val, y_val = X[val_idx], y[val_idx]
         if self._kernels_check_x():
             self._assert_finite_x(X_val)
         sample_weight_val = None if sample_weight is None else sample_weight[val_idx]
@@ -264,7 +267,11 @@ class _FastMLPMixin:
             except TrainingDivergedError:
                 if self._kernels_check_x():
                     self._assert_finite_x(X)  # NaN or inf in X: report the input
-                raise
+                if not early_stopping:
+                    raise
+                self._end_diverged_epoch(params, n_samples, start, X_val, y_val,
+                                         sample_weight_val)
+                break
             for e, loss in enumerate(losses):
                 stop = self._end_epoch(loss, n_samples, start, early_stopping, X_val, y_val,
                                        sample_weight_val, incremental)
@@ -357,10 +364,29 @@ class _FastMLPMixin:
 
     def _diverged(self, epoch):
         raise TrainingDivergedError(
-            "Training diverged: the loss or the weights became non-finite "
-            f"(NaN or inf) in epoch {epoch}. The last finite weights "
+            f"{_SKLEARN_NON_FINITE} Training diverged: the loss or the weights became "
+            f"non-finite (NaN or inf) in epoch {epoch}. The last finite weights "
             "were restored. Scale the inputs (e.g. StandardScaler), lower "
             "learning_rate_init, or increase alpha.")
+
+    def _end_diverged_epoch(self, params, n_samples, start, X_val, y_val, sample_weight_val):
+        """End an early-stopping fit at a diverged epoch, as scikit-learn ends it.
+
+        scikit-learn (issue #29504) records the epoch with its non-finite loss
+        and the validation score of the non-finite weights (NaN for a
+        regressor), and ends with the weights of the best validation score.
+        It trains on, but non-finite weights stay non-finite and score the
+        same every epoch, so later epochs cannot change the weights it ends
+        with: stopping here ends with the same ones.
+        """
+        params[...] = np.nan  # the diverged weights, as scikit-learn holds them
+        self._end_epoch(np.nan, n_samples, start, True, X_val, y_val, sample_weight_val,
+                        incremental=False)
+        warnings.warn(
+            "Training diverged: the loss or the weights became non-finite (NaN or inf) in "
+            f"epoch {self.n_iter_}. Training stopped there; the weights of the best "
+            "validation score were kept. Scale the inputs (e.g. StandardScaler), lower "
+            "learning_rate_init, or increase alpha.", ConvergenceWarning)
 
     def _run_epoch(self, trainer, params, rows, n_batches, chunk):
         """One epoch, a bounded chunk of batches per compiled call; returns the loss sum."""
@@ -404,12 +430,13 @@ class _FastMLPMixin:
         opt_res = scipy.optimize.minimize(
             loss_grad, packed, method="L-BFGS-B", jac=True,
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+                     **_compat.lbfgs_iprint_options(iprint)})
         if not np.isfinite(opt_res.x).all() or not np.isfinite(opt_res.fun):
             raise TrainingDivergedError(
-                "L-BFGS produced a non-finite loss or weights; the previous weights were "
-                "kept. Scale the inputs (e.g. StandardScaler) or increase alpha.")
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+                f"{_SKLEARN_NON_FINITE} L-BFGS produced a non-finite loss or weights; the "
+                "previous weights were kept. Scale the inputs (e.g. StandardScaler) or "
+                "increase alpha.")
+        self.n_iter_ = _compat.check_optimize_result(opt_res, self.max_iter)
         self.loss_ = np.float64(opt_res.fun)
         self.coefs_, self.intercepts_ = network.views(opt_res.x.astype(dtype))
 

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
@@ -103,6 +104,9 @@ def _assert_usable(est, X_ok, finite_outputs=True):
 
 
 def _assert_guidance(message):
+    # scikit-learn's sentence for the same failure, then what happened and what to do.
+    assert message.startswith("Solver produced non-finite parameter weights. The input data "
+                              "may contain large values and need to be preprocessed. ")
     assert "diverged" in message
     assert "Scale the inputs" in message
     assert "learning_rate_init" in message
@@ -192,12 +196,50 @@ def test_warm_start_divergence_keeps_earlier_epochs(monkeypatch, backend):
     _assert_usable(est, X)
 
 
-def test_divergence_with_early_stopping():
-    est = FastMLPRegressor(hidden_layer_sizes=(10,), solver="sgd", learning_rate_init=0.5,
-                           batch_size=10, early_stopping=True, random_state=0)
-    with pytest.raises(TrainingDivergedError):
-        est.fit(X, Y_REG)
-    _assert_usable(est, X)
+# With early stopping, scikit-learn (issue #29504) raises nothing: the diverged
+# epoch is scored on the validation rows with the non-finite weights (NaN for a
+# regressor; a classifier's argmax still picks classes) and the fit ends with the
+# weights of the best validation score. On iris the loss diverges after a few
+# good epochs.
+IRIS = load_iris()
+EARLY_STOPPING_CASES = {
+    "first-epoch": (FastMLPRegressor, MLPRegressor, dict(
+        hidden_layer_sizes=(10,), learning_rate_init=0.5, batch_size=10), X, Y_REG),
+    "iris-sklearn-29504": (FastMLPRegressor, MLPRegressor, dict(
+        hidden_layer_sizes=100, activation="identity", learning_rate_init=1),
+        IRIS.data, IRIS.target),
+    "classifier-huge-inputs": (FastMLPClassifier, MLPClassifier, dict(
+        hidden_layer_sizes=(10,), learning_rate_init=0.1), IRIS.data * 1e150, IRIS.target),
+}
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("case", sorted(EARLY_STOPPING_CASES))
+def test_divergence_with_early_stopping_keeps_best_weights_like_sklearn(case, backend):
+    ours_cls, sk_cls, params, X_fit, y = EARLY_STOPPING_CASES[case]
+    params = {**params, "solver": "sgd", "early_stopping": True, "max_iter": 20,
+              "random_state": 0}
+    ours = ours_cls(backend=backend, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow, in NumPy
+        with pytest.warns(ConvergenceWarning, match="Training diverged.*best validation"):
+            ours.fit(X_fit, y)
+    sk = sk_cls(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk.fit(X_fit, y)
+    # scikit-learn trains on, but its weights stay non-finite, so every later
+    # epoch scores as the diverged one did and cannot change the best weights.
+    n = ours.n_iter_
+    assert n < sk.n_iter_
+    assert np.isnan(ours.loss_curve_[-1]) and np.isnan(sk.loss_curve_[n - 1])
+    assert isinstance(ours.validation_scores_[-1], float)
+    np.testing.assert_allclose(ours.validation_scores_, sk.validation_scores_[:n], rtol=1e-9)
+    np.testing.assert_array_equal(sk.validation_scores_[n - 1:], sk.validation_scores_[n - 1])
+    assert ours.best_validation_score_ == pytest.approx(sk.best_validation_score_, rel=1e-9)
+    for a, b in zip(ours.coefs_ + ours.intercepts_, sk.coefs_ + sk.intercepts_):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    _assert_usable(ours, X_fit, finite_outputs=case != "classifier-huge-inputs")
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -206,8 +248,9 @@ def test_lbfgs_divergence(backend, est_cls, y):
     # With inputs of 1e200 the loss is NaN from the start; scipy stops at once
     # and returns the initial weights with a NaN loss.
     est = est_cls(hidden_layer_sizes=(10,), solver="lbfgs", random_state=0, backend=backend)
-    with pytest.raises(TrainingDivergedError, match="Scale the inputs"):
+    with pytest.raises(TrainingDivergedError, match="Scale the inputs") as info:
         est.fit(X * 1e200, y)
+    assert str(info.value).startswith("Solver produced non-finite parameter weights.")
     _assert_usable(est, X)
 
 

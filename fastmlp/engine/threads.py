@@ -44,6 +44,7 @@ import threading
 from threadpoolctl import ThreadpoolController
 
 from fastmlp import config
+from fastmlp._compat import set_blas_threads
 
 _lock = threading.Lock()
 _active = 0
@@ -63,16 +64,10 @@ def _blas_libraries():
 
 
 def _set_threads(lib, n):
-    # threadpoolctl >= 3.8 lets only one Python thread (the first to set a
-    # limit) change a pthreads OpenBLAS and silently ignores the others. This
-    # module is the one arbiter of fastmlp's limits (all changes are made under
-    # its lock, from whichever fit thread starts or ends), so it sets the limit
-    # directly.
-    real_set = getattr(lib, "_real_set_num_threads", None)
-    if real_set is not None and getattr(lib, "threading_layer", None) != "openmp":
-        real_set(n)
-    else:
-        lib.set_num_threads(n)
+    # This module is the one arbiter of fastmlp's limits (all changes are made
+    # under its lock, from whichever fit thread starts or ends), so it sets them
+    # from any thread (see _compat.set_blas_threads).
+    set_blas_threads(lib, n)
 
 
 def blas_threads_for(limit_before, active, cap=None):
