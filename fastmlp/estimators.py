@@ -28,7 +28,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import (_assert_all_finite, _num_features, _num_samples,
                                       column_or_1d, validate_data)
 
-from fastmlp import config
+from fastmlp import _callbacks, _class_weight, config
 from fastmlp.engine import threads
 from fastmlp.engine import backends
 from fastmlp.engine.labels import encode_labels
@@ -50,7 +50,7 @@ _EXTRA_CONSTRAINTS = {
 }
 
 
-class _FastMLPMixin:
+class _FastMLPMixin(_callbacks.CallbackSupportMixin):
     """The training and inference machinery shared by both estimators."""
 
     # ---- dtype -------------------------------------------------------------------
@@ -72,6 +72,7 @@ class _FastMLPMixin:
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if is_classifier(self):
+            self._row_class_weight = _class_weight.row_weights(self, y)
             y = encode_labels(self, y, incremental)
         dtype = self._compute_dtype(X.dtype, first_pass=reset)
         computed = X.astype(dtype, copy=False)
@@ -111,6 +112,8 @@ class _FastMLPMixin:
         super()._initialize(y, layer_units, dtype)
         if is_classifier(self) and self.loss == "squared_error":
             self.out_activation_ = "logistic"  # squared error on sigmoid outputs (seed 000)
+        if self.solver in ("sgd", "adam"):
+            self.validation_loss_curve_ = [] if self.early_stopping else None
         if self.solver not in ("sgd", "adam") or not self.early_stopping:
             # Only early stopping reads these copies; elsewhere they would just
             # double the size of pickles.
@@ -162,11 +165,20 @@ class _FastMLPMixin:
             # the cap: 'auto' sends only small fits to NumPy, which gain nothing
             # from BLAS threads, and one thread per product keeps their results
             # the same bits however fits overlap, as on the kernels.
-            with threads.share_cores(capped=self.backend != "numpy"):
-                return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+            self._epoch_events = _callbacks.EpochEvents(self, X, y, sample_weight, incremental)
+            try:
+                with threads.share_cores(capped=self.backend != "numpy"):
+                    super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+                self._epoch_events.end_fit()
+            finally:
+                del self._epoch_events
+                self.__dict__.pop("_row_class_weight", None)
+            return self
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
                         intercept_grads, layer_units, incremental):
+        sample_weight = _class_weight.combine(self, sample_weight, X.dtype)
+        events = self._epoch_events
         network = self._network(layer_units)
         dtype = X.dtype
         params = network.pack(self.coefs_, self.intercepts_, dtype)
@@ -193,6 +205,7 @@ class _FastMLPMixin:
                 np.arange(X.shape[0]), random_state=self._random_state,
                 test_size=self.validation_fraction, stratify=stratify)
             X_val, y_val = _safe_indexing(X, val_idx), y[val_idx]
+            Y_val = y_val  # as trained on, for validation_loss_curve_
             if self._kernels_check_x():
                 self._assert_finite_x(X_val)
             if sample_weight is not None:
@@ -214,6 +227,8 @@ class _FastMLPMixin:
                               "sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         n_batches = -(-n_samples // batch_size)  # as many as sklearn's gen_batches
+        if early_stopping:
+            events.watch_validation(X_val, Y_val, sample_weight_val, batch_size)
 
         trainer = backends.make_trainer(self.backend_, network, X, y, sample_weight,
                                         batch_size, dtype)
@@ -229,12 +244,13 @@ class _FastMLPMixin:
             rows = np.arange(n_samples, dtype=np.int64) if train_idx is None else train_idx
         else:
             rows = train_idx
-        many = self._many_epochs_per_call(incremental, early_stopping)
+        many = not events.per_epoch and self._many_epochs_per_call(incremental, early_stopping)
         start = time.perf_counter()
         try:
             self.n_iter_ = 0
             stop = False
             while not stop and self.n_iter_ < self.max_iter:
+                events.begin_epoch()
                 try:
                     if many and chunk.epochs() > 0:
                         losses = self._run_epochs(
@@ -256,6 +272,7 @@ class _FastMLPMixin:
                         raise RuntimeError(  # the kernel applies the same rule; never expected
                             "fastmlp internal error: the kernel trained past the epoch "
                             "where training stops. Please report this.")
+                stop = events.end_epoch() or stop
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
 
@@ -388,6 +405,7 @@ class _FastMLPMixin:
 
     def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads,
                    intercept_grads, layer_units):
+        sample_weight = _class_weight.combine(self, sample_weight, X.dtype)
         network = self._network(layer_units)
         dtype = X.dtype
         objective = backends.FullBatchObjective(self.backend_, network, X, y, sample_weight,
@@ -555,6 +573,18 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
         fastmlp addition: ``'squared_error'`` trains sigmoid outputs with half
         squared error (seed 000's network); ``predict_proba`` then normalises the
         sigmoid outputs of multiclass problems to sum to one.
+    class_weight : dict, 'balanced' or None, default=None
+        fastmlp addition: weights of the classes, ``{class_label: weight}``, or
+        ``'balanced'`` for ``n_samples / (n_classes * np.bincount(y))``; each
+        row's weight is :func:`sklearn.utils.class_weight.compute_sample_weight`'s
+        for the fit's labels, multiplied by ``sample_weight`` when both are
+        given (as in :class:`~sklearn.linear_model.LogisticRegression`), so a
+        fit equals the same fit given that product as ``sample_weight``. The
+        weighted rows also weight the early-stopping score. Multilabel targets
+        raise a ``ValueError`` (their labels are not exclusive classes), and
+        ``partial_fit`` refuses ``'balanced'`` as
+        :class:`~sklearn.linear_model.SGDClassifier` does (one call's labels are
+        only a sample); a dict works in ``partial_fit``.
     backend : {'auto', 'numba', 'numpy'}, default='auto'
         fastmlp addition: ``'numba'`` runs the compiled kernels, ``'numpy'``
         the pure-NumPy reference (debugging, benchmarks); both compute the same
@@ -596,6 +626,7 @@ n_outputs_, out_activation_
     _parameter_constraints = {
         **_with_extra_constraints(MLPClassifier),
         "loss": [StrOptions({"log_loss", "squared_error"})],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -604,7 +635,7 @@ n_outputs_, out_activation_
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 loss="log_loss", backend="auto", dtype=None):
+                 loss="log_loss", class_weight=None, backend="auto", dtype=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -615,6 +646,7 @@ n_outputs_, out_activation_
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
             max_fun=max_fun)
         self.loss = loss
+        self.class_weight = class_weight
         self.backend = backend
         self.dtype = dtype
 
@@ -643,6 +675,7 @@ n_outputs_, out_activation_
             The updated model.
         """
         with _restore_on_error(self):
+            _class_weight.check_partial_fit(self)
             return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
 
     def predict_proba(self, X):
