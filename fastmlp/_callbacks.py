@@ -11,8 +11,13 @@ the API.
 """
 
 import numpy as np
+import scipy
+from sklearn.utils.fixes import parse_version
 
 from fastmlp.engine.reference import data_loss
+
+# scipy.optimize.minimize ends L-BFGS on a callback's StopIteration from 1.11 on.
+_LBFGS_STOPS = parse_version(scipy.__version__) >= parse_version("1.11")
 
 try:  # scikit-learn >= 1.9
     from sklearn.callback import CallbackSupportMixin
@@ -50,10 +55,13 @@ class EpochEvents:
         self._validation = None
         self._epoch_ctx = None
         self.context = None
+        self._lbfgs_stopped = False
         if not _listened_to(est):
             return
-        stochastic = est.solver in ("sgd", "adam")
-        n_epochs = (1 if incremental else est.max_iter) if stochastic else 0
+        if est.solver in ("sgd", "adam"):
+            n_epochs = 1 if incremental else est.max_iter
+        else:  # L-BFGS: its iterations, and one empty task after the last
+            n_epochs = max(est.max_iter, 1) + 1
         self._hook_args = dict(X=X, y=y, metadata=None if sample_weight is None
                                else {"sample_weight": sample_weight})
         self.context = est._init_callback_context(
@@ -84,27 +92,87 @@ class EpochEvents:
         Y_val = np.asarray(Y_val, dtype=np.float64)
         self._validation = (X_val, Y_val, sample_weight_val, batch_size)
 
-    def begin_epoch(self):
-        """Open the task of the next epoch and call ``on_fit_task_begin``."""
+    def begin_epoch(self, task_name="epoch", attributes=None):
+        """Open the task of the next epoch and call ``on_fit_task_begin``.
+
+        Parameters
+        ----------
+        task_name : str, default="epoch"
+            The task's name.
+        attributes : dict, callable or None, default=None
+            The weights a ``fitted_estimator`` gets (a callable is called only
+            if a hook asks for one); None for the estimator's current weights.
+        """
         if not self.per_epoch:
             return
         est = self._est
-        self._epoch_ctx = self.context.subcontext(task_name="epoch")
+        if attributes is None:
+            attributes = lambda: _fitted_attributes(est)  # noqa: E731
+        self._epoch_ctx = self.context.subcontext(task_name=task_name)
         self._epoch_ctx.call_on_fit_task_begin(
-            estimator=est, reconstruction_attributes=lambda: _fitted_attributes(est),
-            **self._hook_args)
+            estimator=est, reconstruction_attributes=attributes, **self._hook_args)
 
-    def end_epoch(self):
-        """Bookkeeping after an epoch; returns whether a callback asks to stop."""
+    def end_epoch(self, attributes=None):
+        """Bookkeeping after an epoch; returns whether a callback asks to stop.
+
+        Parameters
+        ----------
+        attributes : dict, callable or None, default=None
+            As in :meth:`begin_epoch`.
+
+        Returns
+        -------
+        stop : bool
+        """
         est = self._est
         if self._validation is not None:
             est.validation_loss_curve_.append(validation_loss(est, *self._validation))
         if not self.per_epoch or self._epoch_ctx is None:
             return False
+        if attributes is None:
+            attributes = lambda: _fitted_attributes(est)  # noqa: E731
         ctx, self._epoch_ctx = self._epoch_ctx, None
-        return ctx.call_on_fit_task_end(
-            estimator=est, reconstruction_attributes=lambda: _fitted_attributes(est),
-            **self._hook_args)
+        return ctx.call_on_fit_task_end(estimator=est, reconstruction_attributes=attributes,
+                                        **self._hook_args)
+
+    def lbfgs_callback(self, unpack):
+        """The ``callback`` for ``scipy.optimize.minimize``, or None when nothing listens.
+
+        As scikit-learn's ``LogisticRegression`` bridges its L-BFGS: each
+        iteration is a task, ended by scipy's callback, which opens the next
+        one; :meth:`end_lbfgs` closes the last, which never ran.
+
+        Parameters
+        ----------
+        unpack : callable
+            Maps scipy's parameter vector to ``(coefs, intercepts)``.
+
+        Returns
+        -------
+        callback : callable or None
+        """
+        if not self.per_epoch:
+            return None
+        est = self._est
+        coefs, intercepts = unpack(np.concatenate(
+            [np.ravel(a) for a in [*est.coefs_, *est.intercepts_]]))
+        self.begin_epoch("lbfgs-iter", _attributes(coefs, intercepts))
+
+        def callback(intermediate_result):
+            attributes = _attributes(*unpack(intermediate_result.x))
+            stop = self.end_epoch(attributes)
+            self.begin_epoch("lbfgs-iter", attributes)
+            if stop and _LBFGS_STOPS:
+                self._lbfgs_stopped = True
+                raise StopIteration
+        return callback
+
+    def end_lbfgs(self):
+        """Close the L-BFGS task that never ran; returns whether a callback stopped it."""
+        if self._epoch_ctx is not None:
+            ctx, self._epoch_ctx = self._epoch_ctx, None
+            ctx.call_on_fit_task_end(estimator=self._est)
+        return self._lbfgs_stopped
 
     def end_fit(self):
         """Close the fit's task, after the final model is in place."""
@@ -113,10 +181,14 @@ class EpochEvents:
                                               **self._hook_args)
 
 
+def _attributes(coefs, intercepts):
+    return {"coefs_": [np.array(c) for c in coefs],
+            "intercepts_": [np.array(b) for b in intercepts]}
+
+
 def _fitted_attributes(est):
     """The weights at this point of training, copied: training goes on updating them."""
-    return {"coefs_": [np.array(c) for c in est.coefs_],
-            "intercepts_": [np.array(b) for b in est.intercepts_]}
+    return _attributes(est.coefs_, est.intercepts_)
 
 
 def validation_loss(est, X_val, Y_val, sample_weight_val, batch_size):

@@ -417,15 +417,20 @@ class _FastMLPMixin(_callbacks.CallbackSupportMixin):
             loss, grad = objective(w, self.alpha)
             return loss, grad.astype(np.float64)
 
+        events = self._epoch_events
         opt_res = scipy.optimize.minimize(
             loss_grad, packed, method="L-BFGS-B", jac=True,
+            callback=events.lbfgs_callback(lambda w: network.views(w.astype(dtype))),
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                      **_get_additional_lbfgs_options_dict("iprint", iprint)})
         if not np.isfinite(opt_res.x).all() or not np.isfinite(opt_res.fun):
             raise TrainingDivergedError(
                 "L-BFGS produced a non-finite loss or weights; the previous weights were "
                 "kept. Scale the inputs (e.g. StandardScaler) or increase alpha.")
-        self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
+        if events.end_lbfgs():  # stopped by a callback: no convergence warning
+            self.n_iter_ = min(opt_res.nit, self.max_iter)
+        else:
+            self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = np.float64(opt_res.fun)
         self.coefs_, self.intercepts_ = network.views(opt_res.x.astype(dtype))
 
@@ -605,8 +610,27 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
 t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
 n_outputs_, out_activation_
         As in :class:`sklearn.neural_network.MLPClassifier`.
+    validation_loss_curve_ : list of float or None
+        fastmlp addition, beside ``validation_scores_``: with ``early_stopping``
+        (stochastic solvers), the training loss on the held-out rows after each
+        epoch, one value per epoch; ``None`` otherwise. It includes the L2 term
+        each training mini-batch's loss carries, ``alpha / (2 * B * w) * sum of
+        squared weights`` (``B`` the mini-batch rows, ``w`` the mean held-out
+        weight, 1 without ``sample_weight``), so it and ``loss_curve_`` differ by
+        their data terms only.
     backend_ : {'numba', 'numpy'}
         The backend the last ``fit`` or ``partial_fit`` ran on.
+
+    Notes
+    -----
+    With scikit-learn 1.9 or later, ``set_callbacks`` attaches
+    :mod:`sklearn.callback` callbacks (``ProgressBar``, ``ScoringMonitor`` or
+    your own): each epoch is a task named ``'epoch'`` under the fit's task, and
+    a callback whose ``on_fit_task_end`` returns True stops the fit after that
+    epoch (with ``early_stopping``, the best epoch's weights are kept, as when
+    the score stops improving). With ``solver='lbfgs'`` the tasks are its
+    iterations (``'lbfgs-iter'``, as in scikit-learn's ``LogisticRegression``),
+    and a stop request ends the optimisation after that iteration.
 
     See Also
     --------
@@ -722,8 +746,15 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, dtype
 coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
 n_outputs_, out_activation_
         As in :class:`sklearn.neural_network.MLPRegressor`.
+    validation_loss_curve_ : list of float or None
+        As in :class:`FastMLPClassifier`: the loss on the held-out rows after
+        each epoch, L2 term included.
     backend_ : {'numba', 'numpy'}
         The backend the last ``fit`` or ``partial_fit`` ran on.
+
+    Notes
+    -----
+    Callbacks (scikit-learn 1.9 or later) as in :class:`FastMLPClassifier`.
 
     See Also
     --------
