@@ -18,6 +18,7 @@ import copy
 import importlib.util
 import sys
 
+import numpy as np
 from sklearn.base import is_classifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.validation import check_is_fitted
@@ -134,7 +135,20 @@ def _convert_classifier(scope, operator, container):
     from skl2onnx.operator_converters.multilayer_perceptron import (
         convert_sklearn_mlp_classifier)
 
-    _check_exportable(operator.raw_operator)
+    model = operator.raw_operator
+    _check_exportable(model)
+    if model._label_binarizer.y_type_ == "multilabel-indicator" and len(model.classes_) == 2:
+        # skl2onnx's converter takes two classes_ for a binary problem and adds a
+        # 1 - p column, even for two labels; shown a third label index it keeps
+        # the two outputs as they are, as it does for three labels or more.
+        proxy = copy.copy(model)
+        proxy.classes_ = np.arange(3)
+        operator.raw_operator = proxy
+        try:
+            convert_sklearn_mlp_classifier(scope, operator, container)
+        finally:
+            operator.raw_operator = model
+        return
     convert_sklearn_mlp_classifier(scope, operator, container)
 
 
