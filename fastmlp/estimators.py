@@ -158,22 +158,24 @@ class _FastMLPMixin(_callbacks.CallbackSupportMixin):
 
     # ---- fit -----------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        # A call that fails on bad input leaves the model exactly as it was.
-        with _restore_on_error(self):
-            self.backend_ = self._fit_backend(X, incremental)
-            # BLAS threads of this fit. Only an explicit backend='numpy' lifts
-            # the cap: 'auto' sends only small fits to NumPy, which gain nothing
-            # from BLAS threads, and one thread per product keeps their results
-            # the same bits however fits overlap, as on the kernels.
-            self._epoch_events = _callbacks.EpochEvents(self, X, y, sample_weight, incremental)
-            try:
+        # Opened before the snapshot below, so that a failed call still leaves
+        # the callbacks' context to scikit-learn's teardown.
+        self._epoch_events = _callbacks.EpochEvents(self, X, y, sample_weight, incremental)
+        try:
+            # A call that fails on bad input leaves the model exactly as it was.
+            with _restore_on_error(self):
+                self.backend_ = self._fit_backend(X, incremental)
+                # BLAS threads of this fit. Only an explicit backend='numpy' lifts
+                # the cap: 'auto' sends only small fits to NumPy, which gain nothing
+                # from BLAS threads, and one thread per product keeps their results
+                # the same bits however fits overlap, as on the kernels.
                 with threads.share_cores(capped=self.backend != "numpy"):
                     super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
                 self._epoch_events.end_fit()
-            finally:
-                del self._epoch_events
-                self.__dict__.pop("_row_class_weight", None)
-            return self
+                return self
+        finally:
+            del self._epoch_events
+            self.__dict__.pop("_row_class_weight", None)
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
                         intercept_grads, layer_units, incremental):

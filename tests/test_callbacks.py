@@ -119,6 +119,19 @@ def test_lbfgs_iterations_are_tasks_and_can_stop(digits):
     assert rec.scores[3] == pytest.approx(clf.score(X, y))
 
 
+def test_failed_fit_tears_callbacks_down_and_changes_nothing(digits):
+    X, y = digits
+    rec = Recorder()
+    clf = _sgd(max_iter=3).set_callbacks(rec)
+    X_bad = X.copy()
+    X_bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        clf.fit(X_bad, y)
+    assert rec.events[0] == ("setup",) and rec.events[-1] == ("teardown",)
+    assert not hasattr(clf, "coefs_")
+    assert set(vars(clf)) == {*clf.get_params(), "_skl_callbacks"}
+
+
 def test_no_callbacks_no_context(digits):
     X, y = digits
     clf = _sgd(max_iter=3)
