@@ -154,3 +154,26 @@ def test_onnx_refuses_what_it_cannot_reproduce(digits):
     clf = _fit(FastMLPClassifier((8,), loss="squared_error", max_iter=3), X, y)
     with pytest.raises(ValueError, match="loss='squared_error' on more than two classes"):
         _onnx_outputs(clf, X)
+
+
+def _fresh_process(code):
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_import_fastmlp_leaves_skl2onnx_alone():
+    assert _fresh_process("import sys, fastmlp; print('skl2onnx' in sys.modules)") == "False"
+
+
+def test_fastmlp_imported_after_skl2onnx_registers_itself():
+    pytest.importorskip("skl2onnx", reason="ONNX export needs skl2onnx (extra 'onnx')")
+    code = ("import skl2onnx, numpy as np, fastmlp\n"
+            "X = np.random.RandomState(0).rand(40, 3).astype(np.float32)\n"
+            "reg = fastmlp.FastMLPRegressor(hidden_layer_sizes=(4,), solver='lbfgs', backend='numpy')"
+            ".fit(X, X[:, 0])\n"
+            "print(len(skl2onnx.to_onnx(reg, X[:1]).graph.node) > 0)")
+    assert _fresh_process(code) == "True"
