@@ -12,12 +12,11 @@ the API.
 
 import numpy as np
 import scipy
-from sklearn.utils.fixes import parse_version
 
 from fastmlp.engine.reference import data_loss
 
 # scipy.optimize.minimize ends L-BFGS on a callback's StopIteration from 1.11 on.
-_LBFGS_STOPS = parse_version(scipy.__version__) >= parse_version("1.11")
+_LBFGS_STOPS = tuple(int(p) for p in scipy.__version__.split(".")[:2]) >= (1, 11)
 
 try:  # scikit-learn >= 1.9
     from sklearn.callback import CallbackSupportMixin
