@@ -1,5 +1,6 @@
 """scikit-learn's callback API (sklearn.callback) on both estimators: epochs as tasks."""
 
+import importlib.util
 import warnings
 
 import numpy as np
@@ -12,8 +13,8 @@ from sklearn.model_selection import GridSearchCV
 from fastmlp import FastMLPClassifier, FastMLPRegressor
 from fastmlp import _callbacks
 
-pytestmark = pytest.mark.skipif(not _callbacks.HAS_CALLBACKS,
-                                reason="scikit-learn < 1.9 has no sklearn.callback")
+needs_callbacks = pytest.mark.skipif(not _callbacks.HAS_CALLBACKS,
+                                     reason="scikit-learn < 1.9 has no sklearn.callback")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,7 @@ def _sgd(**params):
     return FastMLPClassifier((16,), activation="logistic", random_state=0, **params)
 
 
+@needs_callbacks
 @pytest.mark.parametrize("Est", [FastMLPClassifier, FastMLPRegressor])
 def test_each_epoch_is_a_task(digits, Est):
     X, y = digits
@@ -73,6 +75,7 @@ def test_each_epoch_is_a_task(digits, Est):
     assert len(set(rec.scores)) > 1
 
 
+@needs_callbacks
 def test_partial_fit_is_one_epoch_task(digits):
     X, y = digits
     rec = Recorder()
@@ -83,6 +86,7 @@ def test_partial_fit_is_one_epoch_task(digits):
     assert tasks == [("begin", "partial_fit", 0), ("begin", "epoch", 0)] * 2
 
 
+@needs_callbacks
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_callback_stops_the_fit_after_that_epoch(digits, solver, early_stopping):
@@ -107,6 +111,7 @@ def test_callback_stops_the_fit_after_that_epoch(digits, solver, early_stopping)
         assert clf.best_validation_score_ == max(clf.validation_scores_)
 
 
+@needs_callbacks
 def test_lbfgs_iterations_are_tasks_and_can_stop(digits):
     X, y = digits
     rec = Recorder(stop_at=3)
@@ -119,6 +124,7 @@ def test_lbfgs_iterations_are_tasks_and_can_stop(digits):
     assert rec.scores[3] == pytest.approx(clf.score(X, y))
 
 
+@needs_callbacks
 def test_failed_fit_tears_callbacks_down_and_changes_nothing(digits):
     X, y = digits
     rec = Recorder()
@@ -132,6 +138,7 @@ def test_failed_fit_tears_callbacks_down_and_changes_nothing(digits):
     assert set(vars(clf)) == {*clf.get_params(), "_skl_callbacks"}
 
 
+@needs_callbacks
 def test_no_callbacks_no_context(digits):
     X, y = digits
     clf = _sgd(max_iter=3)
@@ -142,11 +149,13 @@ def test_no_callbacks_no_context(digits):
                    for k in vars(clf))
 
 
+@needs_callbacks
 def test_clone_keeps_callbacks():
     rec = Recorder()
     assert clone(_sgd().set_callbacks(rec))._skl_callbacks == [rec]
 
 
+@needs_callbacks
 def test_progress_bar_in_grid_search(digits, capsys):
     pytest.importorskip("rich", reason="ProgressBar needs rich (extra 'progress')")
     from sklearn.callback import ProgressBar
@@ -164,3 +173,10 @@ def test_progress_bar_in_grid_search(digits, capsys):
     assert "GridSearchCV - fit" in out
     # The estimator's own callback saw every epoch of every fit.
     assert rec.epochs() == list(range(4)) * 5
+
+
+def test_the_callback_api_follows_the_installed_scikit_learn():
+    has_api = importlib.util.find_spec("sklearn.callback") is not None
+    assert _callbacks.HAS_CALLBACKS == has_api
+    for est in (FastMLPClassifier(), FastMLPRegressor()):
+        assert hasattr(est, "set_callbacks") == has_api
