@@ -180,3 +180,21 @@ def test_the_callback_api_follows_the_installed_scikit_learn():
     assert _callbacks.HAS_CALLBACKS == has_api
     for est in (FastMLPClassifier(), FastMLPRegressor()):
         assert hasattr(est, "set_callbacks") == has_api
+
+
+@needs_callbacks
+def test_scoring_monitor_scores_every_epoch(digits):
+    from sklearn.callback import ScoringMonitor
+
+    X, y = digits
+    monitor = ScoringMonitor(scoring="accuracy")
+    clf = _sgd(max_iter=5, tol=0).set_callbacks(monitor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    rows = monitor.get_logs().data
+    epochs = sorted((r["task_id"], r["accuracy"]) for r in rows if r["task_name"] == "epoch")
+    assert [task_id for task_id, _ in epochs] == list(range(5))
+    assert epochs[-1][1] == clf.score(X, y)  # the last epoch's model is the fitted one
+    (fit_row,) = [r for r in rows if r["task_name"] == "fit"]
+    assert fit_row["accuracy"] == clf.score(X, y)
