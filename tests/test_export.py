@@ -173,7 +173,8 @@ def test_fastmlp_imported_after_skl2onnx_registers_itself():
     pytest.importorskip("skl2onnx", reason="ONNX export needs skl2onnx (extra 'onnx')")
     code = ("import skl2onnx, numpy as np, fastmlp\n"
             "X = np.random.RandomState(0).rand(40, 3).astype(np.float32)\n"
-            "reg = fastmlp.FastMLPRegressor(hidden_layer_sizes=(4,), solver='lbfgs', backend='numpy')"
+            "reg = fastmlp.FastMLPRegressor(hidden_layer_sizes=(4,), solver='lbfgs', "
+            "backend='numpy')"
             ".fit(X, X[:, 0])\n"
             "print(len(skl2onnx.to_onnx(reg, X[:1]).graph.node) > 0)")
     assert _fresh_process(code) == "True"

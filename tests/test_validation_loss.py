@@ -29,9 +29,10 @@ def _held_out_rows(est, X, y):
     for coef in est.coefs_:
         rs.uniform(size=coef.shape)
         rs.uniform(size=coef.shape[1])
+    binary = est.n_outputs_ == 1 and hasattr(est, "classes_")
     _, val = train_test_split(np.arange(X.shape[0]), random_state=rs,
                               test_size=est.validation_fraction,
-                              stratify=y if est.n_outputs_ == 1 and hasattr(est, "classes_") else None)
+                              stratify=y if binary else None)
     return X[val], y[val]
 
 
