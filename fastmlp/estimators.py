@@ -23,7 +23,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import assert_all_finite, column_or_1d, validate_data
 
-from fastmlp import _compat, config
+from fastmlp import _callbacks, _class_weight, _compat, config
 from fastmlp._compat import Options, StrOptions
 from fastmlp.engine import threads
 from fastmlp.engine import backends
@@ -54,7 +54,7 @@ _EXTRA_CONSTRAINTS = {
 }
 
 
-class _FastMLPMixin:
+class _FastMLPMixin(_callbacks.CallbackSupportMixin):
     """The training and inference machinery shared by both estimators."""
 
     # ---- dtype -------------------------------------------------------------------
@@ -76,6 +76,7 @@ class _FastMLPMixin:
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if is_classifier(self):
+            self._row_class_weight = _class_weight.row_weights(self, y)
             y = encode_labels(self, y, incremental)
         dtype = self._compute_dtype(X.dtype, first_pass=reset)
         computed = X.astype(dtype, copy=False)
@@ -114,6 +115,8 @@ class _FastMLPMixin:
         super()._initialize(y, layer_units, dtype)
         if is_classifier(self) and self.loss == "squared_error":
             self.out_activation_ = "logistic"  # squared error on sigmoid outputs (seed 000)
+        if self.solver in ("sgd", "adam"):
+            self.validation_loss_curve_ = [] if self.early_stopping else None
         if self.solver not in ("sgd", "adam") or not self.early_stopping:
             # Only early stopping reads these copies; elsewhere they would just
             # double the size of pickles.
@@ -158,18 +161,29 @@ class _FastMLPMixin:
 
     # ---- fit -----------------------------------------------------------------------
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        # A call that fails on bad input leaves the model exactly as it was.
-        with _restore_on_error(self):
-            self.backend_ = self._fit_backend(X, incremental)
-            # BLAS threads of this fit. Only an explicit backend='numpy' lifts
-            # the cap: 'auto' sends only small fits to NumPy, which gain nothing
-            # from BLAS threads, and one thread per product keeps their results
-            # the same bits however fits overlap, as on the kernels.
-            with threads.share_cores(capped=self.backend != "numpy"):
-                return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+        # Opened before the snapshot below, so that a failed call still leaves
+        # the callbacks' context to scikit-learn's teardown.
+        self._epoch_events = _callbacks.EpochEvents(self, X, y, sample_weight, incremental)
+        try:
+            # A call that fails on bad input leaves the model exactly as it was.
+            with _restore_on_error(self):
+                self.backend_ = self._fit_backend(X, incremental)
+                # BLAS threads of this fit. Only an explicit backend='numpy' lifts
+                # the cap: 'auto' sends only small fits to NumPy, which gain nothing
+                # from BLAS threads, and one thread per product keeps their results
+                # the same bits however fits overlap, as on the kernels.
+                with threads.share_cores(capped=self.backend != "numpy"):
+                    super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
+                self._epoch_events.end_fit()
+                return self
+        finally:
+            del self._epoch_events
+            self.__dict__.pop("_row_class_weight", None)
 
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
                         intercept_grads, layer_units, incremental):
+        sample_weight = _class_weight.combine(self, sample_weight, X.dtype)
+        events = self._epoch_events
         network = self._network(layer_units)
         dtype = X.dtype
         params = network.pack(self.coefs_, self.intercepts_, dtype)
@@ -209,6 +223,9 @@ class _FastMLPMixin:
             rows = np.arange(n_samples, dtype=np.int64) if train_idx is None else train_idx
         else:
             rows = train_idx
+        if validation is not None:
+            X_val, _, sample_weight_val, Y_val = validation
+            events.watch_validation(X_val, Y_val, sample_weight_val, batch_size)
         try:
             self._train_epochs(trainer, params, rows, n_samples, chunk, validation, incremental,
                                X)
@@ -241,19 +258,23 @@ class _FastMLPMixin:
             raise ValueError(
                 "The validation set is too small. Increase 'validation_fraction' "
                 "or the size of your dataset.")
+        Y_val = y_val  # as trained on, for validation_loss_curve_
         if is_classifier(self):
             y_val = self._label_binarizer.inverse_transform(y_val)
-        return train_idx.astype(np.int64), (X_val, y_val, sample_weight_val)
+        return train_idx.astype(np.int64), (X_val, y_val, sample_weight_val, Y_val)
 
     def _train_epochs(self, trainer, params, rows, n_samples, chunk, validation, incremental, X):
         """Epochs until scikit-learn's rules stop training, whole epochs per call where possible."""
         early_stopping = validation is not None
-        X_val, y_val, sample_weight_val = validation if early_stopping else (None,) * 3
-        many = trainer.runs_epochs and self._many_epochs_per_call(incremental, early_stopping)
+        X_val, y_val, sample_weight_val, _ = validation if early_stopping else (None,) * 4
+        events = self._epoch_events
+        many = (trainer.runs_epochs and not events.per_epoch
+                and self._many_epochs_per_call(incremental, early_stopping))
         start = time.perf_counter()
         self.n_iter_ = 0
         stop = False
         while not stop and self.n_iter_ < self.max_iter:
+            events.begin_epoch()
             try:
                 if many and chunk.epochs() > 0:
                     losses = self._run_epochs(
@@ -271,6 +292,7 @@ class _FastMLPMixin:
                     raise
                 self._end_diverged_epoch(params, n_samples, start, X_val, y_val,
                                          sample_weight_val)
+                events.end_epoch()
                 break
             for e, loss in enumerate(losses):
                 stop = self._end_epoch(loss, n_samples, start, early_stopping, X_val, y_val,
@@ -279,6 +301,7 @@ class _FastMLPMixin:
                     raise RuntimeError(  # the kernel applies the same rule; never expected
                         "fastmlp internal error: the kernel trained past the epoch "
                         "where training stops. Please report this.")
+            stop = events.end_epoch() or stop
 
     def _many_epochs_per_call(self, incremental, early_stopping):
         """Whether whole epochs may run in one compiled call.
@@ -416,6 +439,7 @@ class _FastMLPMixin:
 
     def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads,
                    intercept_grads, layer_units):
+        sample_weight = _class_weight.combine(self, sample_weight, X.dtype)
         network = self._network(layer_units)
         dtype = X.dtype
         objective = backends.FullBatchObjective(self.backend_, network, X, y, sample_weight,
@@ -427,8 +451,10 @@ class _FastMLPMixin:
             loss, grad = objective(w, self.alpha)
             return loss, grad.astype(np.float64)
 
+        events = self._epoch_events
         opt_res = scipy.optimize.minimize(
             loss_grad, packed, method="L-BFGS-B", jac=True,
+            callback=events.lbfgs_callback(lambda w: network.views(w.astype(dtype))),
             options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
                      **_compat.lbfgs_iprint_options(iprint)})
         if not np.isfinite(opt_res.x).all() or not np.isfinite(opt_res.fun):
@@ -436,7 +462,10 @@ class _FastMLPMixin:
                 f"{_SKLEARN_NON_FINITE} L-BFGS produced a non-finite loss or weights; the "
                 "previous weights were kept. Scale the inputs (e.g. StandardScaler) or "
                 "increase alpha.")
-        self.n_iter_ = _compat.check_optimize_result(opt_res, self.max_iter)
+        if events.end_lbfgs():  # stopped by a callback: no convergence warning
+            self.n_iter_ = min(opt_res.nit, self.max_iter)
+        else:
+            self.n_iter_ = _compat.check_optimize_result(opt_res, self.max_iter)
         self.loss_ = np.float64(opt_res.fun)
         self.coefs_, self.intercepts_ = network.views(opt_res.x.astype(dtype))
 
@@ -562,6 +591,18 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
         fastmlp addition: ``'squared_error'`` trains sigmoid outputs with half
         squared error (seed 000's network); ``predict_proba`` then normalises the
         sigmoid outputs of multiclass problems to sum to one.
+    class_weight : dict, 'balanced' or None, default=None
+        fastmlp addition: weights of the classes, ``{class_label: weight}``, or
+        ``'balanced'`` for ``n_samples / (n_classes * np.bincount(y))``; each
+        row's weight is :func:`sklearn.utils.class_weight.compute_sample_weight`'s
+        for the fit's labels, multiplied by ``sample_weight`` when both are
+        given (as in :class:`~sklearn.linear_model.LogisticRegression`), so a
+        fit equals the same fit given that product as ``sample_weight``. The
+        weighted rows also weight the early-stopping score. Multilabel targets
+        raise a ``ValueError`` (their labels are not exclusive classes), and
+        ``partial_fit`` refuses ``'balanced'`` as
+        :class:`~sklearn.linear_model.SGDClassifier` does (one call's labels are
+        only a sample); a dict works in ``partial_fit``.
     backend : {'auto', 'numba', 'numpy'}, default='auto'
         fastmlp addition: ``'numba'`` runs the compiled kernels, ``'numpy'``
         the pure-NumPy reference (debugging, benchmarks); both compute the same
@@ -582,8 +623,27 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
 t_, coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
 n_outputs_, out_activation_
         As in :class:`sklearn.neural_network.MLPClassifier`.
+    validation_loss_curve_ : list of float or None
+        fastmlp addition, beside ``validation_scores_``: with ``early_stopping``
+        (stochastic solvers), the training loss on the held-out rows after each
+        epoch, one value per epoch; ``None`` otherwise. It includes the L2 term
+        each training mini-batch's loss carries, ``alpha / (2 * B * w) * sum of
+        squared weights`` (``B`` the mini-batch rows, ``w`` the mean held-out
+        weight, 1 without ``sample_weight``), so it and ``loss_curve_`` differ by
+        their data terms only.
     backend_ : {'numba', 'numpy'}
         The backend the last ``fit`` or ``partial_fit`` ran on.
+
+    Notes
+    -----
+    With scikit-learn 1.9 or later, ``set_callbacks`` attaches
+    :mod:`sklearn.callback` callbacks (``ProgressBar``, ``ScoringMonitor`` or
+    your own): each epoch is a task named ``'epoch'`` under the fit's task, and
+    a callback whose ``on_fit_task_end`` returns True stops the fit after that
+    epoch (with ``early_stopping``, the best epoch's weights are kept, as when
+    the score stops improving). With ``solver='lbfgs'`` the tasks are its
+    iterations (``'lbfgs-iter'``, as in scikit-learn's ``LogisticRegression``),
+    and a stop request ends the optimisation after that iteration.
 
     See Also
     --------
@@ -603,6 +663,7 @@ n_outputs_, out_activation_
     _parameter_constraints = {
         **_with_extra_constraints(MLPClassifier),
         "loss": [StrOptions({"log_loss", "squared_error"})],
+        "class_weight": [StrOptions({"balanced"}), dict, None],
     }
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -611,7 +672,7 @@ n_outputs_, out_activation_
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 loss="log_loss", backend="auto", dtype=None):
+                 loss="log_loss", class_weight=None, backend="auto", dtype=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -622,6 +683,7 @@ n_outputs_, out_activation_
             beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
             max_fun=max_fun)
         self.loss = loss
+        self.class_weight = class_weight
         self.backend = backend
         self.dtype = dtype
 
@@ -650,6 +712,7 @@ n_outputs_, out_activation_
             The updated model.
         """
         with _restore_on_error(self):
+            _class_weight.check_partial_fit(self)
             return super().partial_fit(X, y, sample_weight=sample_weight, classes=classes)
 
     def predict_proba(self, X):
@@ -696,8 +759,15 @@ beta_1, beta_2, epsilon, n_iter_no_change, max_fun, backend, dtype
 coefs_, intercepts_, n_features_in_, feature_names_in_, n_iter_, n_layers_, \
 n_outputs_, out_activation_
         As in :class:`sklearn.neural_network.MLPRegressor`.
+    validation_loss_curve_ : list of float or None
+        As in :class:`FastMLPClassifier`: the loss on the held-out rows after
+        each epoch, L2 term included.
     backend_ : {'numba', 'numpy'}
         The backend the last ``fit`` or ``partial_fit`` ran on.
+
+    Notes
+    -----
+    Callbacks (scikit-learn 1.9 or later) as in :class:`FastMLPClassifier`.
 
     See Also
     --------
