@@ -108,3 +108,19 @@ def test_warm_start_extends_the_curve_like_the_scores(digits):
     _fit(clf, X, y)
     _fit(clf, X, y)
     assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == 8
+
+
+def test_a_diverged_early_stopping_fit_records_every_epoch():
+    # scikit-learn's diverging case (its issue #29504): early stopping ends the fit at the diverged
+    # epoch; the validation loss still has one value per epoch, the last one non-finite.
+    from sklearn.datasets import load_iris
+
+    from fastmlp import FastMLPRegressor
+
+    X, y = load_iris(return_X_y=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = FastMLPRegressor(activation="identity", solver="sgd", learning_rate_init=1,
+                               early_stopping=True, max_iter=50, random_state=0).fit(X, y)
+    assert len(est.validation_loss_curve_) == est.n_iter_ == len(est.validation_scores_)
+    assert not np.isfinite(est.validation_loss_curve_[-1])
