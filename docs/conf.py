@@ -33,6 +33,9 @@ exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py",
                     "auto_examples/*.zip", "auto_examples/*.json", "auto_examples/*.md5",
                     "sg_execution_times.rst"]
 templates_path = ["_templates"]
+# sphinx_gallery_conf holds a function (reset_argv), which Sphinx cannot pickle for its
+# environment cache; the cache is only an optimisation of incremental builds.
+suppress_warnings = ["config.cache"]
 
 # API reference: one page per public object, members documented, numpydoc sections.
 autosummary_generate = True

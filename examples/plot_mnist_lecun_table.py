@@ -1,4 +1,6 @@
-"""One row of LeCun's MNIST table, reproduced with FastMLPClassifier.
+"""
+One row of LeCun's MNIST table: 800 hidden units, cross-entropy, 1.6 %
+======================================================================
 
 The table on yann.lecun.com/exdb/mnist lists "2-layer NN, 800 HU,
 Cross-Entropy Loss: 1.6% test error" (Simard, Steinkraus and Platt, 2003):
@@ -21,11 +23,11 @@ Recipe (tuned for a fixed budget of 30 epochs):
   scikit-learn's estimators only offer constant, inverse-scaling and adaptive
   schedules, so the script trains one epoch per ``partial_fit`` call and sets
   the optimizer's learning rate before each.
-* L2 penalty ``alpha=0.03``. scikit-learn adds ``alpha / (2 * batch size)
-  * sum of squared weights`` to the mean loss of a batch, so this is an L2
-  coefficient of 0.03 / 128 = 2.3e-4; with the default alpha (1e-4) the
-  network memorises the training set and stops near 2.0% error. Scale
-  ``--alpha`` with ``--batch-size``.
+* L2 penalty ``alpha=0.03``. scikit-learn adds
+  ``alpha / (2 * batch size) * sum of squared weights`` to the mean loss of a
+  batch, so this is an L2 coefficient of 0.03 / 128 = 2.3e-4; with the
+  default alpha (1e-4) the network memorises the training set and stops near
+  2.0% error. Scale ``--alpha`` with ``--batch-size``.
 
 With 30 epochs this reached 1.56%, 1.57% and 1.57% test error with
 ``--seed`` 0, 1 and 2 on a 2-core Intel Xeon (AVX-512), in 51.7 s with one
@@ -37,7 +39,10 @@ Prints one progress line per epoch, then, last, ``test error: X.XX% in Y.Y s``
 where Y is the training time (the ``partial_fit`` calls: no data loading, no
 JIT compilation, no test evaluation).
 
-Usage: ``python examples/mnist_lecun_table.py [--epochs 30] [--quick]``.
+Usage: ``python examples/plot_mnist_lecun_table.py [--epochs 30] [--seed 0] [--quick]``.
+The quick run (5000 training images, 100 hidden units, 4 epochs) is what the
+tests and the documentation's gallery run; without the MNIST files it uses
+scikit-learn's digits instead.
 """
 
 import argparse

@@ -20,9 +20,19 @@ from fastmlp.datasets import mnist_available
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run_example(name, tmp_path, *args):
+def assert_png_written(path, lines):
+    """The example's figure exists as a PNG, or the example said matplotlib is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert any("matplotlib is not installed" in line for line in lines)
+    else:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def run_example(name, tmp_path, *args, **env_overrides):
     """Run ``examples/<name>.py --quick *args`` with cwd ``tmp_path``; return its stdout lines."""
-    env = dict(os.environ, MPLBACKEND="Agg")
+    env = dict(os.environ, MPLBACKEND="Agg", **env_overrides)
     proc = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", *args],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -44,13 +54,7 @@ def test_xor_learns_the_truth_table_and_writes_the_plot(tmp_path):
     assert len(seen) == 4
     assert "correct: 4/4" in lines
     assert re.search(r"2-3-2 network, output activation logistic", "\n".join(lines))
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        assert any("matplotlib is not installed" in line for line in lines)
-    else:
-        png = tmp_path / "xor_decision_boundary.png"  # default --out, in the cwd
-        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_png_written(tmp_path / "xor_decision_boundary.png", lines)  # default --out: cwd
 
 
 def _worked_example_numbers():
@@ -76,7 +80,9 @@ def _worked_example_numbers():
 
 
 def test_two_layer_worked_example_prints_the_notes_numbers_and_correct_gradients(tmp_path):
-    out = "\n".join(run_example("plot_two_layer_worked_example", tmp_path))
+    lines = run_example("plot_two_layer_worked_example", tmp_path)
+    out = "\n".join(lines)
+    assert_png_written(tmp_path / "worked_example_w212.png", lines)
 
     def vector(label):
         m = re.search(rf"{label}\s*=\s*\[([-0-9. ]+)\]", out)
@@ -119,6 +125,7 @@ def test_pipeline_grid_search_fastmlp_matches_sklearn(tmp_path):
     assert abs(scores["fastmlp"] - scores["sklearn"]) < 1e-9
     assert params["fastmlp"] == params["sklearn"]
     assert any(re.match(r"^speedup: [0-9.]+x$", line) for line in lines)
+    assert_png_written(tmp_path / "grid_search_times.png", lines)
 
 
 @pytest.mark.skipif(not mnist_available(),
@@ -130,3 +137,17 @@ def test_mnist_lecun_table_quick_run_learns(tmp_path):
     m = re.fullmatch(r"test error: (\d+\.\d\d)% in (\d+\.\d) s", lines[-1])
     assert m, lines[-1]
     assert float(m.group(1)) < 20.0  # chance is 90% error
+    assert_png_written(tmp_path / "mnist_curves.png", lines)
+
+
+def test_mnist_lecun_table_quick_run_falls_back_to_digits_without_mnist(tmp_path):
+    # An empty data directory: the quick run (the documentation's gallery) must not download.
+    empty = tmp_path / "no-mnist"
+    empty.mkdir()
+    lines = run_example("plot_mnist_lecun_table", tmp_path, FASTMLP_DATA=str(empty))
+    assert lines[0].startswith("digits (MNIST files not found): 64-100-10 sigmoid network")
+    assert list(empty.iterdir()) == []
+    m = re.fullmatch(r"test error: (\d+\.\d\d)% in (\d+\.\d) s", lines[-1])
+    assert m, lines[-1]
+    assert float(m.group(1)) < 20.0  # chance is 90% error
+    assert_png_written(tmp_path / "mnist_curves.png", lines)
