@@ -154,16 +154,19 @@ def plot_curves(history, path):
         return False
     matplotlib.use("Agg")  # files only, no display needed
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = np.arange(1, len(history["loss"]) + 1)
     fig, (ax_loss, ax_error) = plt.subplots(1, 2, figsize=(9, 3.5))
     ax_loss.plot(epochs, history["loss"], "o-")
-    ax_loss.set(xlabel="epoch", ylabel="training loss (cross-entropy + L2)", yscale="log",
+    ax_loss.set(xlabel="epoch", ylabel="training loss (cross-entropy + L2)",
                 title="Training loss")
     ax_error.plot(epochs, history["error"], "o-", color="C1")
     ax_error.axhline(1.6, color="k", ls="--", lw=1, label="the table's 1.6 %")
-    ax_error.set(xlabel="epoch", ylabel="test error (%)", yscale="log", title="Test error")
+    ax_error.set(xlabel="epoch", ylabel="test error (%)", title="Test error", ylim=(0, None))
     ax_error.legend()
+    for ax in (ax_loss, ax_error):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     # The figure stays open so that the documentation's gallery shows it too.
