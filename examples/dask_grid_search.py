@@ -1,4 +1,8 @@
-"""Grid search of FastMLPClassifier on MNIST, fanned out over a Dask cluster.
+"""
+Grid search on a Dask cluster
+=============================
+
+A grid search of FastMLPClassifier on MNIST, fanned out over a Dask cluster.
 
 By default a :class:`dask.distributed.LocalCluster` of 2 single-threaded worker
 processes is started on this machine; ``--address tcp://host:8786`` runs the
@@ -107,7 +111,7 @@ def main(argv=None):
     argv : list of str, optional
         Command-line arguments (default: ``sys.argv[1:]``).
     """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description="Grid search on a Dask cluster.")
     parser.add_argument("--rows", type=int, default=10000, help="MNIST training rows to use")
     parser.add_argument("--address", default=None,
                         help="scheduler address of an existing cluster, e.g. tcp://host:8786")

@@ -1,30 +1,33 @@
-"""Seed 000's network learning XOR with FastMLPClassifier.
+"""
+The XOR network of a back-propagation tutorial
+==============================================
 
-Seed 000 ("One LEGO at a time", a NumPy back-propagation tutorial) trains a
-2-3-2 network on XOR: two inputs, three sigmoid hidden units, two sigmoid
-outputs and a squared loss against one-hot targets. This script builds the
-same network with :class:`fastmlp.FastMLPClassifier`:
+The NumPy back-propagation tutorial "One LEGO at a time: Explaining the Math
+of How Neural Networks Learn" trains a 2-3-2 network on XOR: two inputs,
+three sigmoid hidden units, two sigmoid outputs and a squared loss against
+one-hot targets. This script builds the same network with
+:class:`fastmlp.FastMLPClassifier`:
 
 * ``hidden_layer_sizes=(3,)``, ``activation='logistic'``: three sigmoid hidden units.
 * Two outputs. scikit-learn's binary classification would use ONE sigmoid
-  output, so to keep the seed's two we fit on a two-column one-hot indicator
+  output, so to keep the tutorial's two we fit on a two-column one-hot indicator
   matrix ``Y`` (column ``k`` is "XOR equals k"). scikit-learn treats an
   indicator matrix as multilabel classification: ``n_outputs_ == 2``, each
-  output a sigmoid, exactly the seed's output layer. The predicted class is
-  the output with the larger activation. (The seed writes the one-hot
+  output a sigmoid, exactly the tutorial's output layer. The predicted class is
+  the output with the larger activation. (The tutorial writes the one-hot
   vectors with the columns the other way round, ``[0, 1]`` for 0; the order
   changes nothing.)
 * ``loss='squared_error'``: fastmlp's squared error on sigmoid outputs, the
-  seed's loss. fastmlp halves it (``0.5 * sum (y - yhat)**2``), which only
+  tutorial's loss. fastmlp halves it (``0.5 * sum (y - yhat)**2``), which only
   rescales the learning rate.
 * Full-batch gradient descent (``batch_size=4``, all four rows) without
-  L2 penalty (``alpha=0``), as in the seed; we add momentum so that a fixed,
+  L2 penalty (``alpha=0``), as in the tutorial; we add momentum so that a fixed,
   small number of epochs suffices.
 
 It prints the truth table with the network's outputs and saves a plot of the
 decision boundary (needs matplotlib; skipped with a message otherwise).
 
-Usage: ``python examples/xor.py [--out xor_decision_boundary.png] [--quick]``.
+Usage: ``python examples/plot_xor.py [--out xor_decision_boundary.png] [--quick]``.
 """
 
 import argparse
@@ -41,7 +44,7 @@ Y = np.column_stack([XOR == 0, XOR == 1]).astype(int)  # one-hot: column k is "X
 
 
 def train(epochs, random_state=0):
-    """Fit seed 000's 2-3-2 sigmoid network to XOR.
+    """Fit the tutorial's 2-3-2 sigmoid network to XOR.
 
     Parameters
     ----------
@@ -131,10 +134,10 @@ def plot_decision_boundary(clf, path, resolution):
                    label=f"XOR = {target}")
     ax.legend(loc="upper center", ncols=2, framealpha=0.9)
     fig.colorbar(filled, ax=ax, label="output 1 / (output 0 + output 1)")
-    ax.set(xlabel="x1", ylabel="x2", title="2-3-2 sigmoid network (seed 000) on XOR")
+    ax.set(xlabel="x1", ylabel="x2", title="2-3-2 sigmoid network on XOR")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    # The figure stays open so that the documentation's gallery shows it too.
     print(f"decision boundary saved to {path}")
     return True
 
@@ -147,7 +150,7 @@ def main(argv=None):
     argv : list of str, optional
         Command-line arguments (default: ``sys.argv[1:]``).
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="The XOR network of a back-propagation tutorial.")
     parser.add_argument("--out", default="xor_decision_boundary.png",
                         help="PNG file for the decision boundary (default: in the cwd)")
     parser.add_argument("--epochs", type=int, default=2000, help="gradient steps")

@@ -1,4 +1,6 @@
-"""One row of LeCun's MNIST table, reproduced with FastMLPClassifier.
+"""
+One row of LeCun's MNIST table: 800 hidden units, cross-entropy, 1.6 %
+======================================================================
 
 The table on yann.lecun.com/exdb/mnist lists "2-layer NN, 800 HU,
 Cross-Entropy Loss: 1.6% test error" (Simard, Steinkraus and Platt, 2003):
@@ -21,11 +23,11 @@ Recipe (tuned for a fixed budget of 30 epochs):
   scikit-learn's estimators only offer constant, inverse-scaling and adaptive
   schedules, so the script trains one epoch per ``partial_fit`` call and sets
   the optimizer's learning rate before each.
-* L2 penalty ``alpha=0.03``. scikit-learn adds ``alpha / (2 * batch size)
-  * sum of squared weights`` to the mean loss of a batch, so this is an L2
-  coefficient of 0.03 / 128 = 2.3e-4; with the default alpha (1e-4) the
-  network memorises the training set and stops near 2.0% error. Scale
-  ``--alpha`` with ``--batch-size``.
+* L2 penalty ``alpha=0.03``. scikit-learn adds
+  ``alpha / (2 * batch size) * sum of squared weights`` to the mean loss of a
+  batch, so this is an L2 coefficient of 0.03 / 128 = 2.3e-4; with the
+  default alpha (1e-4) the network memorises the training set and stops near
+  2.0% error. Scale ``--alpha`` with ``--batch-size``.
 
 With 30 epochs this reached 1.56%, 1.57% and 1.57% test error with
 ``--seed`` 0, 1 and 2 on a 2-core Intel Xeon (AVX-512), in 51.7 s with one
@@ -37,7 +39,10 @@ Prints one progress line per epoch, then, last, ``test error: X.XX% in Y.Y s``
 where Y is the training time (the ``partial_fit`` calls: no data loading, no
 JIT compilation, no test evaluation).
 
-Usage: ``python examples/mnist_lecun_table.py [--epochs 30] [--quick]``.
+Usage: ``python examples/plot_mnist_lecun_table.py [--epochs 30] [--seed 0] [--quick]``.
+The quick run (5000 training images, 100 hidden units, 4 epochs) is what the
+tests and the documentation's gallery run; without the MNIST files it uses
+scikit-learn's digits instead.
 """
 
 import argparse
@@ -46,10 +51,14 @@ import time
 
 import numpy as np
 
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
 from fastmlp import FastMLPClassifier
-from fastmlp.datasets import load_mnist
+from fastmlp.datasets import load_mnist, mnist_available
 
 EPOCHS = 30
+QUICK_EPOCHS = 4
 BATCH_SIZE = 128
 PEAK_LR = 0.7
 ALPHA = 0.03
@@ -95,6 +104,76 @@ def standardize(X_train, X_test):
         np.float32)
 
 
+def load_data(quick):
+    """MNIST, standardised; the quick run falls back to scikit-learn's digits without MNIST.
+
+    Parameters
+    ----------
+    quick : bool
+        The quick run: when the MNIST files are not present it uses the 8x8
+        digits bundled with scikit-learn instead of downloading MNIST.
+
+    Returns
+    -------
+    X_train, y_train, X_test, y_test : ndarray
+        Standardised float32 inputs and integer labels.
+    name : str
+        The dataset's name.
+    """
+    if quick and not mnist_available():
+        X, y = load_digits(return_X_y=True)
+        X_train, X_test, y_train, y_test = train_test_split(
+            (X / 16).astype(np.float32), y, test_size=0.25, random_state=0, stratify=y)
+        name = "digits (MNIST files not found)"
+    else:
+        (X_train, y_train), (X_test, y_test) = load_mnist("train"), load_mnist("test")
+        name = "MNIST"
+    X_train, X_test = standardize(X_train, X_test)
+    return X_train, y_train, X_test, y_test, name
+
+
+def plot_curves(history, path):
+    """Plot the training loss and the test error per epoch.
+
+    Parameters
+    ----------
+    history : dict
+        Lists ``"loss"`` and ``"error"`` (percent), one entry per epoch.
+    path : str
+        PNG file to write.
+
+    Returns
+    -------
+    written : bool
+        False when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: skipping the plot (pip install matplotlib)")
+        return False
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, (ax_loss, ax_error) = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax_loss.plot(epochs, history["loss"], "o-")
+    ax_loss.set(xlabel="epoch", ylabel="training loss (cross-entropy + L2)",
+                title="Training loss")
+    ax_error.plot(epochs, history["error"], "o-", color="C1")
+    ax_error.axhline(1.6, color="k", ls="--", lw=1, label="the table's 1.6 %")
+    ax_error.set(xlabel="epoch", ylabel="test error (%)", title="Test error", ylim=(0, None))
+    ax_error.legend()
+    for ax in (ax_loss, ax_error):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    # The figure stays open so that the documentation's gallery shows it too.
+    print(f"curves saved to {path}")
+    return True
+
+
 def main(argv=None):
     """Train the 784-800-10 sigmoid network and print the test error.
 
@@ -103,7 +182,7 @@ def main(argv=None):
     argv : list of str, optional
         Command-line arguments (default: ``sys.argv[1:]``).
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="One row of LeCun's MNIST table.")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--lr", type=float, default=PEAK_LR, help="peak learning rate")
@@ -112,19 +191,20 @@ def main(argv=None):
     parser.add_argument("--n-train", type=int, default=None,
                         help="use only the first N training images")
     parser.add_argument("--seed", type=int, default=0, help="random_state")
+    parser.add_argument("--out", default="mnist_curves.png",
+                        help="PNG file for the curves (default: in the cwd)")
     parser.add_argument("--quick", action="store_true",
-                        help="5000 training images, 100 hidden units, 2 epochs (tests)")
+                        help=f"5000 training images, 100 hidden units, {QUICK_EPOCHS} epochs; "
+                             "scikit-learn's digits when the MNIST files are not present")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
     if args.quick:
-        args.n_train, args.hidden, args.epochs = 5000, 100, 2
+        args.n_train, args.hidden, args.epochs = 5000, 100, QUICK_EPOCHS
 
-    X_train, y_train = load_mnist("train")
-    X_test, y_test = load_mnist("test")
+    X_train, y_train, X_test, y_test, name = load_data(args.quick)
     if args.n_train is not None:
         X_train, y_train = X_train[:args.n_train], y_train[:args.n_train]
-    X_train, X_test = standardize(X_train, X_test)
 
     settings = dict(activation="logistic", solver="sgd", momentum=0.9,
                     nesterovs_momentum=True, batch_size=args.batch_size, alpha=args.alpha,
@@ -134,10 +214,11 @@ def main(argv=None):
 
     clf = FastMLPClassifier((args.hidden,), learning_rate_init=learning_rate(
         0, args.epochs, args.lr), random_state=args.seed, **settings)
-    print(f"784-{args.hidden}-10 sigmoid network, softmax + cross-entropy, "
-          f"{X_train.shape[0]} training images, batch {args.batch_size}, "
+    print(f"{name}: {X_train.shape[1]}-{args.hidden}-10 sigmoid network, softmax + "
+          f"cross-entropy, {X_train.shape[0]} training images, batch {args.batch_size}, "
           f"peak lr {args.lr}, alpha {args.alpha}, {args.epochs} epochs")
     seconds = 0.0
+    history = {"loss": [], "error": []}
     for epoch in range(args.epochs):
         lr = learning_rate(epoch, args.epochs, args.lr)
         if epoch:
@@ -148,8 +229,11 @@ def main(argv=None):
         clf.partial_fit(X_train, y_train, classes=CLASSES)
         seconds += time.perf_counter() - tic
         error = 100 * (1 - clf.score(X_test, y_test))
+        history["loss"].append(clf.loss_)
+        history["error"].append(error)
         print(f"epoch {epoch + 1:3d}  lr {lr:.4f}  train loss {clf.loss_:.4f}  "
               f"test error {error:5.2f}%  elapsed {seconds:6.1f} s", flush=True)
+    plot_curves(history, args.out)
     print(f"test error: {error:.2f}% in {seconds:.1f} s")
 
 

@@ -1,31 +1,40 @@
-"""Seed 002's worked example, step by step, with fastmlp's NumPy backend.
+"""
+A worked two-layer example, step by step
+========================================
 
-The seed (notes on back-propagation, PadhAI course) pushes one input
-``x = [2, 5, 3, 3]`` with target ``y = [1, 0]`` through a 4-4-2 network
-(sigmoid hidden layer, softmax output, zero biases) and differentiates the
-loss with respect to one weight, ``w212``: layer 2, output unit 1, hidden
-unit 2. This script recomputes every number the seed prints, using
-:func:`fastmlp.engine.reference.forward` and :func:`fastmlp.engine.reference.backprop` on a
+Lesson notes on back-propagation (PadhAI's "A First Course on Deep
+Learning") push one input ``x = [2, 5, 3, 3]`` with target ``y = [1, 0]``
+through a 4-4-2 network (sigmoid hidden layer, softmax output, zero biases)
+and differentiate the loss with respect to one weight, ``w212``: layer 2,
+output unit 1, hidden unit 2. This script recomputes every number the notes
+print with fastmlp's NumPy reference backend,
+:func:`fastmlp.engine.reference.forward` and
+:func:`fastmlp.engine.reference.backprop` on a
 :class:`fastmlp.engine.network.Network`.
 
-Two things to know when reading the seed next to this script:
+Two things to know when reading the notes next to this script:
 
-* Layout. The seed writes ``a = W @ x`` with one *row* per output unit;
+* Layout. The notes write ``a = W @ x`` with one *row* per output unit;
   fastmlp (like scikit-learn) computes ``X @ W`` with ``W`` of shape
-  ``(fan_in, fan_out)``. So our matrices are the seed's transposed, and
+  ``(fan_in, fan_out)``. So our matrices are the notes' transposed, and
   ``w212`` is ``coefs[1][1, 0]`` (hidden unit 2 -> output unit 1, 0-based).
-* The seed's gradient is wrong. It uses the squared loss
-  ``L = sum_i (y_i - yhat_i)**2`` on the softmax output and writes
+* The notes' gradient is wrong. They use the squared loss
+  ``L = sum_i (y_i - yhat_i)**2`` on the softmax output and write
   ``d yhat_1 / d a_21 = yhat_1 (1 - yhat_1)(-a_22)``. The correct partial
   derivative is ``yhat_1 (1 - yhat_1)`` (no ``-a_22`` factor), and because a
   softmax couples its outputs, ``yhat_2`` also depends on ``a_21``: the full
   chain rule needs the softmax Jacobian ``d yhat_j / d a_2k = yhat_j (delta_jk - yhat_k)``.
-  The script prints the correct gradient for the seed's loss (checked by
-  finite differences), the seed's -0.029 next to it, and the gradient for
+  The script prints the correct gradient for the notes' loss (checked by
+  finite differences), the notes' -0.029 next to it, and the gradient for
   cross-entropy, fastmlp's default loss for classifiers (``yhat - y``).
 
-Run ``python examples/seed_worked_example.py``; it takes well under a second
-and has no options besides ``--quick`` (accepted for uniformity; same output).
+The figure draws the notes' loss as a function of ``w212`` with the slopes
+of both gradients at the notes' weight: the chain rule's slope touches the
+curve, the notes' does not.
+
+Run ``python examples/plot_two_layer_worked_example.py``; it takes well under
+a second and has no options besides ``--quick`` (accepted for uniformity;
+same output).
 """
 
 import argparse
@@ -35,21 +44,21 @@ import numpy as np
 from fastmlp.engine import reference
 from fastmlp.engine.network import Network
 
-# The seed's numbers, in its "rows = output units" layout.
-SEED_W1 = np.array([[0.1, 0.3, 0.8, -0.4],
+# The notes' numbers, in their "rows = output units" layout.
+NOTES_W1 = np.array([[0.1, 0.3, 0.8, -0.4],
                     [-0.3, -0.2, 0.5, 0.5],
                     [-0.3, 0.0, 0.5, 0.4],
                     [0.2, 0.5, -0.9, 0.7]])
-SEED_W2 = np.array([[0.5, 0.8, 0.2, 0.4],
+NOTES_W2 = np.array([[0.5, 0.8, 0.2, 0.4],
                     [0.5, 0.2, 0.3, -0.5]])
 X = np.array([[2.0, 5.0, 3.0, 3.0]])
 Y = np.array([[1.0, 0.0]])
-SEED_GRADIENT_W212 = -0.029  # what the seed prints for dL/dw212
+NOTES_GRADIENT_W212 = -0.029  # what the notes print for dL/dw212
 W212 = (1, 1, 0)  # coefs[1][1, 0]: layer 2, hidden unit 2 -> output unit 1
 
 
 def vector(values, digits=2):
-    """Format a 1-D array the way the seed prints it.
+    """Format a 1-D array the way the notes print it.
 
     Parameters
     ----------
@@ -66,8 +75,8 @@ def vector(values, digits=2):
     return "[" + " ".join(f"{v:.{digits}f}" for v in np.ravel(values)) + "]"
 
 
-def seed_squared_loss(coefs, intercepts):
-    """The seed's loss: ``sum_i (y_i - yhat_i)**2`` on the softmax output.
+def notes_squared_loss(coefs, intercepts):
+    """The notes' loss: ``sum_i (y_i - yhat_i)**2`` on the softmax output.
 
     Parameters
     ----------
@@ -83,7 +92,7 @@ def seed_squared_loss(coefs, intercepts):
 
 
 def squared_loss_gradient_w212(activations):
-    """Chain rule for ``dL/dw212`` under the seed's squared loss, with the full softmax Jacobian.
+    """Chain rule for ``dL/dw212`` under the notes' squared loss, with the full softmax Jacobian.
 
     Parameters
     ----------
@@ -107,7 +116,7 @@ def squared_loss_gradient_w212(activations):
 
 
 def finite_difference_w212(coefs, intercepts, eps=1e-6):
-    """Central finite difference of the seed's loss with respect to ``w212``.
+    """Central finite difference of the notes' loss with respect to ``w212``.
 
     Parameters
     ----------
@@ -125,25 +134,78 @@ def finite_difference_w212(coefs, intercepts, eps=1e-6):
     for step in (eps, -eps):
         shifted = [c.copy() for c in coefs]
         shifted[layer][i, j] += step
-        values.append(seed_squared_loss(shifted, intercepts))
+        values.append(notes_squared_loss(shifted, intercepts))
     return (values[0] - values[1]) / (2 * eps)
 
 
+def plot_loss_around_w212(coefs, intercepts, gradient, path):
+    """Plot the notes' loss against ``w212`` with the tangent of each gradient.
+
+    Parameters
+    ----------
+    coefs, intercepts : list of ndarray
+        Parameters in fastmlp's layout (not modified).
+    gradient : float
+        The chain rule's ``dL/dw212``.
+    path : str
+        PNG file to write.
+
+    Returns
+    -------
+    written : bool
+        False when matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: skipping the plot (pip install matplotlib)")
+        return False
+    matplotlib.use("Agg")  # files only, no display needed
+    import matplotlib.pyplot as plt
+
+    layer, i, j = W212
+    w0 = coefs[layer][i, j]
+    ws = np.linspace(w0 - 1.5, w0 + 1.5, 61)
+    losses = []
+    for w in ws:
+        shifted = [c.copy() for c in coefs]
+        shifted[layer][i, j] = w
+        losses.append(notes_squared_loss(shifted, intercepts))
+    loss0 = notes_squared_loss(coefs, intercepts)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(ws, losses, "k", lw=2, label="notes' loss L(w212)")
+    for slope, style, label in ((gradient, "C0--", f"chain rule: slope {gradient:.4f}"),
+                                (NOTES_GRADIENT_W212, "C3:",
+                                 f"notes: slope {NOTES_GRADIENT_W212:.3f}")):
+        ax.plot(ws, loss0 + slope * (ws - w0), style, lw=2, label=label)
+    ax.plot([w0], [loss0], "ko")
+    ax.set(xlabel="w212", ylabel="L = sum (y - yhat)^2",
+           title="Loss around the notes' weight w212 = 0.8")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    # The figure stays open so that the documentation's gallery shows it too.
+    print(f"plot saved to {path}")
+    return True
+
+
 def main(argv=None):
-    """Print the seed's forward pass and the gradient of ``w212``.
+    """Print the notes' forward pass and the gradient of ``w212``.
 
     Parameters
     ----------
     argv : list of str, optional
         Command-line arguments (default: ``sys.argv[1:]``).
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="A worked two-layer example, step by step.")
     parser.add_argument("--quick", action="store_true",
                         help="accepted for uniformity with the other examples (same output)")
-    parser.parse_args(argv)
+    parser.add_argument("--out", default="worked_example_w212.png",
+                        help="PNG file for the plot (default: in the cwd)")
+    args = parser.parse_args(argv)
 
-    # fastmlp layout: W of shape (fan_in, fan_out) is the seed's W transposed.
-    coefs = [SEED_W1.T.copy(), SEED_W2.T.copy()]
+    # fastmlp layout: W of shape (fan_in, fan_out) is the notes' W transposed.
+    coefs = [NOTES_W1.T.copy(), NOTES_W2.T.copy()]
     intercepts = [np.zeros(4), np.zeros(2)]
     network = Network([4, 4, 2], "logistic", "log_loss")  # softmax + cross-entropy
 
@@ -151,7 +213,7 @@ def main(argv=None):
                                     network.out_activation)
     a1 = X @ coefs[0] + intercepts[0]
     a2 = activations[1] @ coefs[1] + intercepts[1]
-    print("Forward pass (seed 002, x = [2 5 3 3], y = [1 0], zero biases)")
+    print("Forward pass (the notes' example, x = [2 5 3 3], y = [1 0], zero biases)")
     print(f"  a1 = x @ W1            = {vector(a1)}")
     print(f"  h1 = sigmoid(a1)       = {vector(activations[1])}")
     print(f"  a2 = h1 @ W2           = {vector(a2)}")
@@ -162,7 +224,7 @@ def main(argv=None):
           "(hidden unit 2 -> output unit 1)")
     grad, terms = squared_loss_gradient_w212(activations)
     fd = finite_difference_w212(coefs, intercepts)
-    print("  Seed's loss, L = sum (y - yhat)^2 on the softmax output:")
+    print("  Notes' loss, L = sum (y - yhat)^2 on the softmax output:")
     print(f"    dL/dyhat             = {vector(terms['dL/dyhat'], 3)}")
     print(f"    dyhat/da21           = {vector(terms['dyhat/da21'], 3)}  "
           "(softmax Jacobian: yhat_j (delta_j1 - yhat_1))")
@@ -170,7 +232,7 @@ def main(argv=None):
     print(f"    dL/dw212 = dL/da21 * h12 = {terms['dL/da21']:.4f} * {terms['h12']:.4f}")
     print(f"  squared loss gradient (chain rule):    {grad:.4f}")
     print(f"  squared loss gradient (finite diff.):  {fd:.4f}")
-    print(f"  seed's printed value:                  {SEED_GRADIENT_W212:.3f}  "
+    print(f"  notes' printed value:                 {NOTES_GRADIENT_W212:.3f}  "
           "(wrong: spurious factor -a22, and it drops the softmax path through yhat_2)")
 
     _, coef_grads, _ = reference.backprop(coefs, intercepts, X, Y, network, alpha=0.0)
@@ -179,6 +241,7 @@ def main(argv=None):
     print(f"    check: (yhat_1 - y_1) * h12 = {activations[2][0, 0] - 1:.4f} * "
           f"{activations[1][0, 1]:.4f} = "
           f"{(activations[2][0, 0] - 1) * activations[1][0, 1]:.4f}")
+    plot_loss_around_w212(coefs, intercepts, grad, args.out)
 
 
 if __name__ == "__main__":
