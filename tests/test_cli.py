@@ -480,6 +480,9 @@ def test_plot_bars_carry_the_time_ratio_to_fastmlp(small_results):
                                                                   rel=0.05)
     assert labels[:2] == ["1.00x", "1.00x"]
     assert [t.get_text() for t in ax_time.get_xticklabels()] == ["batch 32", "batch 128"]
+    fig.canvas.draw()
+    # The legend sits above the bars, so it hides none of them.
+    assert ax_time.get_legend().get_window_extent().y0 >= ax_time.get_window_extent().y1
 
 
 @needs_matplotlib

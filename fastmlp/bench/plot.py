@@ -45,8 +45,10 @@ def _bar_chart(ax, rows, libraries, batch_sizes, colors):
     ax.set_ylabel("seconds per epoch (lower is faster)")
     ax.margins(y=0.12)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize="small", loc="best", title="above each bar: time / fastmlp's",
-              title_fontsize="small")
+    # Above the axes, in one row: it can cover no bar and no label.
+    ax.legend(fontsize="small", loc="lower center", bbox_to_anchor=(0.5, 1.0),
+              ncols=len(libraries), frameon=False)
+    ax.set_title("seconds per epoch; above each bar: its time / fastmlp's", pad=24)
 
 
 def _loss_curves(ax, rows, libraries, batch_sizes, colors):
