@@ -89,7 +89,7 @@ _HYPER = dict(activation="logistic", solver="sgd", momentum=0.9, nesterovs_momen
 
 
 def default_epochs(dataset, quick=False):
-    """Measured epochs per backend and batch size when ``--epochs`` is not given.
+    """Measured epochs per library and batch size when ``--epochs`` is not given.
 
     Parameters
     ----------
@@ -132,7 +132,7 @@ def epoch_flops(units, n_samples):
 
 
 def skipped_flops(X, units, batch_size, seed=0):
-    """Estimate the flops of :func:`epoch_flops` that the ``numba`` backend skips.
+    """Estimate the flops of :func:`epoch_flops` that fastmlp's kernels skip.
 
     With dense X, the register tiles and at least
     ``config.MIN_ZERO_COLUMN_INPUTS`` inputs, its first-layer products skip
@@ -463,14 +463,15 @@ def bench(*, hidden=(128,), batch_sizes=None, epochs=None, dtype="float32", quic
     hidden : sequence of int, default=(128,)
         Hidden layer widths.
     batch_sizes : sequence of int, optional
-        Default ``(32, 128, 512)``, or ``(32, 128, 512)`` too with ``quick``
-        (fewer rows and epochs instead).
+        Default :data:`DEFAULT_BATCH_SIZES`, with or without ``quick`` (which
+        trains on fewer rows for fewer epochs instead).
     epochs : int, optional
         Timed epochs per library and batch size; see :func:`default_epochs`.
     dtype : {"float32", "float64"}, default="float32"
         Compute dtype.
     quick : bool, default=False
-        Train on the first 10000 rows only, with the quick defaults above.
+        Train on the first :data:`QUICK_TRAIN_ROWS` rows only, for the quick
+        number of epochs (:func:`default_epochs`).
     out : str or os.PathLike, default="fastmlp-bench.png"
         PNG written when matplotlib is installed.
     json_path : str or os.PathLike, optional
