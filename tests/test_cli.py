@@ -436,6 +436,18 @@ def test_no_sklearn_drops_its_row_and_column(no_mnist):
     assert "one per reference: 'vs NumPy' = how many times faster" in text
 
 
+def test_busy_machine_is_called_out(no_mnist, monkeypatch):
+    assert bench.busy_note(0.2, 2.5, 2) is None  # the run's own threads on 2 cores
+    assert bench.busy_note(None, None, 2) is None  # no load average on this OS
+    assert "busy" in bench.busy_note(1.6, 2.0, 2)  # someone else was running before
+    assert "busy" in bench.busy_note(0.1, 3.5, 2)  # ... or joined during the run
+    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 8.0, 7.0))
+    status, text = run_cli(["bench", *TINY_RUN, "--no-download", "--out", os.devnull])
+    assert status == 0
+    assert "NOTE: the machine was busy while this ran (load average 9.0, 9.0" in text
+    assert "unreliable" in text
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_run_bench_libraries_match_sklearn(no_mnist, dtype):
     data = load_bench_data(dtype=dtype, download=False)
@@ -506,3 +518,17 @@ def test_plot_title_says_when_a_subset_was_used(small_results):
     title = make_figure(small_results)._suptitle.get_text()
     assert title.startswith("digits (first 600 of 1,347 training rows), MLP 64-8-10")
     assert "median of 3 epochs" in title
+
+
+@needs_matplotlib
+def test_plot_says_when_the_machine_was_busy(small_results):
+    from fastmlp.bench.plot import make_figure
+
+    def footers(fig):
+        return [t for t in fig.texts if t is not fig._suptitle]
+
+    assert not footers(make_figure(small_results))  # run_bench alone records no load
+    busy = dict(small_results, machine=dict(small_results["machine"],
+                                            load_average=[6.0, 7.5], cpu_count=2))
+    [footer] = footers(make_figure(busy))
+    assert "busy" in footer.get_text() and "6.0, 7.5 on 2 cores" in footer.get_text()

@@ -1,9 +1,8 @@
 """The plot of ``fastmlp bench``: seconds per epoch as bars, and the loss curves."""
 
-__all__ = ["make_figure", "write_plot", "LABELS"]
+from fastmlp.bench.report import LABELS, busy_note
 
-#: How each library is named in the table and the plot.
-LABELS = {"fastmlp": "fastmlp", "numpy": "NumPy", "sklearn": "scikit-learn"}
+__all__ = ["make_figure", "write_plot"]
 
 
 def _agg_figure():
@@ -104,6 +103,12 @@ def make_figure(results):
     _bar_chart(ax_time, rows, libraries, batch_sizes, colors)
     _loss_curves(ax_loss, rows, libraries, batch_sizes, colors)
     fig.suptitle(_data_title(results["config"]))
+    machine = results.get("machine", {})
+    if busy_note(*machine.get("load_average", (None, None)), machine.get("cpu_count") or 1):
+        fig.text(0.01, 0.005, "The machine was busy during this run (load average "
+                 f"{', '.join(f'{x:.1f}' for x in machine['load_average'] if x is not None)}"
+                 f" on {machine['cpu_count']} cores): timings unreliable.",
+                 color="C3", fontsize="small", va="bottom")
     return fig
 
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 
-from fastmlp.bench.plot import LABELS
+__all__ = ["LABELS", "REFERENCES", "layer_units", "describe_run", "format_report", "busy_note"]
 
-__all__ = ["REFERENCES", "layer_units", "describe_run", "format_report"]
+#: How each library is named in the table and the plot.
+LABELS = {"fastmlp": "fastmlp", "numpy": "NumPy", "sklearn": "scikit-learn"}
 
 #: The libraries speed-ups are quoted against, one table column each.
 REFERENCES = ("numpy", "sklearn")
@@ -128,3 +129,33 @@ def _skipped_lines(rows, flops):
              f"{100 * r['executed_gemm_fraction']:.1f}% of GEMM executed" for r in fast]
     return [f"fastmlp skips the first-layer terms of input columns that are zero in every "
             f"row of a batch (estimated, of the {flops / 1e9:.2f}): " + "; ".join(parts) + "."]
+
+
+def busy_note(load_before, load_after, cpu_count):
+    """A warning when other programs shared the cores while the timings ran.
+
+    The run itself keeps up to all cores busy (fastmlp's threads, BLAS's
+    threads), so the load average read after it may reach ``cpu_count`` on
+    its own; more than one core's worth beyond that, or more than one core
+    busy before it started, is someone else's work.
+
+    Parameters
+    ----------
+    load_before, load_after : float or None
+        One-minute load averages read before and after the run (None: unknown).
+    cpu_count : int
+        Logical cores.
+
+    Returns
+    -------
+    note : str or None
+        None when neither reading shows other work (or both are unknown).
+    """
+    busy = ((load_before is not None and load_before > 1.0)
+            or (load_after is not None and load_after > cpu_count + 1.0))
+    if not busy:
+        return None
+    loads = ", ".join(f"{x:.1f}" for x in (load_before, load_after) if x is not None)
+    return (f"NOTE: the machine was busy while this ran (load average {loads} on "
+            f"{cpu_count} cores), so other programs took CPU time from every library: "
+            "the timings and ratios above are unreliable. Rerun on an idle machine.")

@@ -44,7 +44,7 @@ from tqdm import tqdm
 from fastmlp import config
 from fastmlp.bench.data import BenchData, load_bench_data, load_digits_data
 from fastmlp.bench.plot import write_plot
-from fastmlp.bench.report import REFERENCES, describe_run, format_report, layer_units
+from fastmlp.bench.report import REFERENCES, busy_note, describe_run, format_report, layer_units
 
 __all__ = [
     "BenchData",
@@ -62,6 +62,8 @@ __all__ = [
     "write_plot",
     "write_json",
     "describe_run",
+    "load_average",
+    "busy_note",
     "bench",
 ]
 
@@ -417,6 +419,19 @@ def run_bench(data, hidden=(128,), batch_sizes=(32, 128, 512), epochs=5, dtype="
     }
 
 
+def load_average():
+    """The machine's one-minute load average, or None where the OS does not report it.
+
+    Returns
+    -------
+    load : float or None
+    """
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows has no load average
+        return None
+
+
 def _machine_info():
     import numba
     import sklearn
@@ -502,9 +517,14 @@ def bench(*, hidden=(128,), batch_sizes=None, epochs=None, dtype="float32", quic
     epochs = epochs or default_epochs(data.name, quick)
     print(describe_run(data, hidden, epochs, dtype), flush=True)
 
+    load_before = load_average()
     results = run_bench(data, hidden, batch_sizes, epochs, dtype, with_sklearn, seed,
                         gemm_size, progress)
+    results["machine"]["load_average"] = [load_before, load_average()]
     print("\n" + format_report(results))
+    note = busy_note(*results["machine"]["load_average"], os.cpu_count() or 1)
+    if note:
+        print(note)
 
     if write_plot(results, out):
         results["plot"] = str(Path(out).resolve())
