@@ -1,17 +1,38 @@
-"""GridSearchCV end to end on digits: 8 candidates x 3 folds (+ the refit), fastmlp vs scikit-learn.
+"""GridSearchCV end to end on digits: fastmlp vs scikit-learn, and fastmlp on both cores.
 
-The candidates differ in hidden width, L2 penalty and learning rate. Every
-fit runs a fixed number of epochs (no early stop), so both libraries do the
-same work; with the same folds and ``random_state`` their trajectories match
-to rounding, hence the same cross-validation scores and the same winner.
+``test_grid_search``: 8 candidates x 3 folds (+ the refit). The candidates
+differ in hidden width, L2 penalty and learning rate. Every fit runs a fixed
+number of epochs (no early stop), so both libraries do the same work; with the
+same folds and ``random_state`` their trajectories match to rounding, hence
+the same cross-validation scores and the same winner.
+
+``test_parallel_grid_search_in_a_fresh_process``: the search a new user runs
+first (a ``StandardScaler`` + ``FastMLPClassifier`` pipeline with default
+parameters, 9 candidates x 3 folds, see ``_grid_child.py``), in a fresh Python
+process whose kernels are already in Numba's disk cache: ``n_jobs=1``, the
+first ``n_jobs=-1`` search (loky starts its workers, each imports
+scikit-learn, SciPy, Numba and loads the kernels), a second one (workers
+reused) and one under the threading backend. Each round runs two fresh
+processes with the steps in two orders, so drift on a shared machine hits
+both sides of every ratio.
 """
 
+import json
+import os
+import statistics
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import fastmlp
 
 from _benchkit import RoundTimer, epoch_flops, layer_units, make_classifier, rate_info
 from _machine import pedantic
@@ -97,3 +118,69 @@ def test_grid_search_matches_sklearn(digits):
     assert fast.best_score_ == pytest.approx(ref.best_score_, rel=0, abs=1e-12)
     np.testing.assert_allclose(fast.best_estimator_.coefs_[0], ref.best_estimator_.coefs_[0],
                                rtol=1e-9, atol=1e-12)
+
+
+# ---- n_jobs=-1 in a fresh process ---------------------------------------------------------
+
+CHILD = Path(__file__).with_name("_grid_child.py")
+#: ``max_iter`` of the parallel searches: scikit-learn's default, and 5 in smoke mode.
+PARALLEL_MAX_ITER, SMOKE_PARALLEL_MAX_ITER = 200, 5
+#: Steps of the fresh processes of one round (see ``_grid_child.py``).
+PARALLEL_ORDERS = (("serial", "loky", "loky", "threading"),
+                   ("loky", "loky", "threading", "serial"))
+PARALLEL_ROUNDS = 3
+
+
+def run_fresh_process(max_iter, steps):
+    """Run ``_grid_child.py`` in a new interpreter that imports this fastmlp; return its steps."""
+    root = str(Path(fastmlp.__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    done = subprocess.run([sys.executable, str(CHILD), str(max_iter), *steps], env=env,
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def speedups(run):
+    """``n_jobs=1`` seconds over each parallel step's, for one fresh process."""
+    seconds = {}
+    for step in run:
+        name = step["step"]
+        if name == "loky":
+            name = "loky_second" if "loky_first" in seconds else "loky_first"
+        seconds[name] = step["seconds"]
+    return seconds, {f"speedup_{k}": seconds["serial"] / v for k, v in seconds.items()
+                     if k != "serial"}
+
+
+@pytest.mark.benchmark(group="grid-search digits 9x3, n_jobs in a fresh process")
+def test_parallel_grid_search_in_a_fresh_process(benchmark, digits, smoke, machine_check):
+    """Each round: two fresh processes, each running all four searches."""
+    X, y = digits
+    max_iter = SMOKE_PARALLEL_MAX_ITER if smoke else PARALLEL_MAX_ITER
+    # Compile (or load) this fit's kernels here, so that they are in Numba's disk
+    # cache before any fresh process starts.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        make_pipeline(StandardScaler(), fastmlp.FastMLPClassifier(max_iter=2)).fit(X, y)
+    runs = []
+    orders = PARALLEL_ORDERS[:1] if smoke else PARALLEL_ORDERS
+
+    def one_round():
+        for order in orders:
+            runs.append(run_fresh_process(max_iter, order))
+
+    pedantic(benchmark, machine_check, "float64", one_round, lambda: ((), {}),
+             1 if smoke else PARALLEL_ROUNDS)
+    # The same winner and the same score, whatever ran the fits and however many times.
+    steps = [step for run in runs for step in run]
+    assert len({(s["best_score"], s["best_params"]) for s in steps}) == 1
+    assert steps[0]["best_score"] > 0.9
+    per_run = [speedups(run) for run in runs]
+    ratios = {key: statistics.median(r[key] for _, r in per_run) for key in per_run[0][1]}
+    benchmark.extra_info.update(
+        max_iter=max_iter, n_candidates=9, n_folds=3, n_processes=len(runs),
+        cpu_count=os.cpu_count(), best_score=steps[0]["best_score"],
+        seconds=[s for s, _ in per_run], smoke=bool(smoke),
+        **{f"median_{key}": value for key, value in ratios.items()})

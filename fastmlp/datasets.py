@@ -187,7 +187,7 @@ def _read_idx(path, magic, shape):
     return np.frombuffer(data, dtype=np.uint8, offset=header_len).reshape(shape)
 
 
-def _fetch(url, target):
+def _fetch(url, target, timeout):
     """Download ``url`` to ``target`` via a temporary file, checking the MD5."""
     tmp = tempfile.NamedTemporaryFile(
         delete=False, dir=target.parent, prefix=f".{target.name}.", suffix=".part"
@@ -196,7 +196,7 @@ def _fetch(url, target):
         md5 = hashlib.md5()
         received = 0
         request = urllib.request.Request(url, headers={"User-Agent": "fastmlp"})
-        with tmp, urllib.request.urlopen(request, timeout=30) as response:
+        with tmp, urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             length = int(length) if length and length.isdigit() else None
             # disable=None: no progress bar when stderr is not a terminal.
@@ -223,14 +223,14 @@ def _fetch(url, target):
         raise
 
 
-def _download(name, directory, mirrors):
+def _download(name, directory, mirrors, timeout):
     """Fetch one file, trying each mirror in turn."""
     directory.mkdir(parents=True, exist_ok=True)
     failures = []
     for base in mirrors:
         url = base.rstrip("/") + "/" + name
         try:
-            _fetch(url, directory / name)
+            _fetch(url, directory / name, timeout)
             return
         except (OSError, ValueError, http.client.HTTPException) as exc:
             failures.append(f"  {url}: {exc}")
@@ -242,7 +242,7 @@ def _download(name, directory, mirrors):
 
 
 def load_mnist(split="train", data_home=None, dtype=np.float32, *,
-               download=True, mirrors=None):
+               download=True, mirrors=None, timeout=30):
     """Load the MNIST training or test set, downloading it if needed.
 
     Parameters
@@ -260,6 +260,9 @@ def load_mnist(split="train", data_home=None, dtype=np.float32, *,
     mirrors : sequence of str, optional
         Base URLs tried in order; the file name is appended to each.
         Defaults to the module-level :data:`MIRRORS` (read at call time).
+    timeout : float, default=30
+        Seconds a mirror may take to connect or to send the next bytes before
+        the next mirror is tried.
 
     Returns
     -------
@@ -300,7 +303,7 @@ def load_mnist(split="train", data_home=None, dtype=np.float32, *,
                     f"MNIST file {name} not found in {directory} and download=False. "
                     + _manual_hint(directory)
                 )
-            _download(name, directory, mirrors)
+            _download(name, directory, mirrors, timeout)
 
     images = _read_idx(directory / images_name, _IMAGES_MAGIC, (n, 28, 28))
     labels = _read_idx(directory / labels_name, _LABELS_MAGIC, (n,))
