@@ -248,9 +248,9 @@ def test_processes_compiling_at_once_share_the_cache(tmp_path):
 
 def _fit_with_chunks(monkeypatch, size):
     """Fit with every compiled call running ``size`` batches (instead of timed chunks)."""
-    from fastmlp import estimators
+    from fastmlp.engine import backends
 
-    class FixedChunks(estimators._ChunkSizer):
+    class FixedChunks(backends.ChunkSizer):
         def __init__(self, n_batches, rate=None):
             super().__init__(n_batches, rate)
             self.size = size
@@ -258,7 +258,7 @@ def _fit_with_chunks(monkeypatch, size):
         def update(self, n_batches, seconds):
             pass
 
-    monkeypatch.setattr(estimators, "_ChunkSizer", FixedChunks)
+    monkeypatch.setattr(backends, "ChunkSizer", FixedChunks)
     X, y = _data(400, 20)
     est = FastMLPClassifier((16,), batch_size=20, max_iter=5, random_state=0)
     with warnings.catch_warnings():

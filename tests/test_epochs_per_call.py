@@ -1,6 +1,6 @@
 """Whole epochs in one compiled call give the fit that one call per epoch gives, to the bit.
 
-Short epochs run several to a call (``_FastMLPMixin._run_epochs``): the kernel
+Short epochs run several to a call (``fastmlp._mlp_base._FastMLPMixin._run_epochs``): the kernel
 shuffles with a copy of the RandomState and applies scikit-learn's
 no-improvement rule itself. Against the same fit with one epoch per call
 (shuffled by ``RandomState.shuffle`` in Python), every fitted attribute, the
@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from fastmlp import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError, config, estimators
+from fastmlp import FastMLPClassifier, FastMLPRegressor, TrainingDivergedError, _mlp_base, config
 from fastmlp.engine import backends
 
 RNG = np.random.RandomState(0)
@@ -57,7 +57,7 @@ def _fit(est, y, many, monkeypatch, sample_weight=None):
     with monkeypatch.context() as patch:
         patch.setattr(backends, "make_trainer", counting_make_trainer)
         if not many:
-            patch.setattr(estimators._FastMLPMixin, "_many_epochs_per_call",
+            patch.setattr(_mlp_base._FastMLPMixin, "_many_epochs_per_call",
                           lambda self, incremental, early_stopping: False)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -104,7 +104,7 @@ def test_stall_settings_stop_inside_a_call(monkeypatch):
     # Guard: the kernel's own stop (after epoch 3 of a call that could run 11).
     est = FastMLPClassifier((9,), activation="logistic", batch_size=32, max_iter=12,
                             random_state=0, **SETTINGS["sgd-stall"])
-    monkeypatch.setattr(estimators._ChunkSizer, "_target", lambda self, rate: 100 * self.n_batches)
+    monkeypatch.setattr(backends.ChunkSizer, "_target", lambda self, rate: 100 * self.n_batches)
     calls = _fit(est, Y_CLS, True, monkeypatch)
     assert est.n_iter_ == 3 and calls["run_epochs"] == 1
 

@@ -29,7 +29,7 @@ import json, pickle, signal, sys
 # non-interactive shell): restore the handler that raises KeyboardInterrupt.
 signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
-import fastmlp.estimators as estimators
+from fastmlp.engine import backends
 from fastmlp import FastMLPClassifier
 
 backend = sys.argv[1]
@@ -40,7 +40,7 @@ y = rng.integers(0, 10, 30000)
 FastMLPClassifier((8,), max_iter=2, backend=backend).fit(X[:100], y[:100]).predict_proba(X[:10])
 
 chunks = []
-update = estimators._ChunkSizer.update
+update = backends.ChunkSizer.update
 
 def update_and_report(self, n_batches, seconds):
     update(self, n_batches, seconds)
@@ -48,7 +48,7 @@ def update_and_report(self, n_batches, seconds):
     if len(chunks) == 2:  # the first call of the fit and the next one are done
         print("TRAINING", flush=True)
 
-estimators._ChunkSizer.update = update_and_report
+backends.ChunkSizer.update = update_and_report
 clf = FastMLPClassifier((1024, 1024), max_iter=1000, random_state=0, backend=backend,
                         verbose=True)
 clf.fit(X, y)

@@ -106,7 +106,7 @@ def test_memory_does_not_grow_across_epochs(data, monkeypatch, per_call):
     # Calls of a few batches each, or (after the first epoch) of two whole epochs.
     from fastmlp import estimators
 
-    monkeypatch.setattr(estimators._ChunkSizer, "_target",
+    monkeypatch.setattr(backends.ChunkSizer, "_target",
                         lambda self, rate: 3 if per_call == "3 batches" else 2 * self.n_batches)
     # Traced memory in use at the start of every compiled call, epoch after epoch.
     in_use = []
