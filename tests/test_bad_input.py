@@ -430,17 +430,17 @@ def test_nonfinite_in_sparse_rows_reported():
 
 def test_nonfinite_in_early_stopping_rows_reported(monkeypatch):
     # The validation rows are never trained on: they are checked on their own.
-    from fastmlp import estimators
+    from fastmlp import _mlp_base
 
     split = {}
-    original = estimators.train_test_split
+    original = _mlp_base.train_test_split
 
     def recording_split(*args, **kwargs):
         train, val = original(*args, **kwargs)
         split["val"] = val
         return train, val
 
-    monkeypatch.setattr(estimators, "train_test_split", recording_split)
+    monkeypatch.setattr(_mlp_base, "train_test_split", recording_split)
     _new(FastMLPClassifier, early_stopping=True, solver="sgd").fit(X, Y_CLS)
     est = _new(FastMLPClassifier, early_stopping=True, solver="sgd")
     val = split["val"]

@@ -87,11 +87,12 @@ def test_parameters_are_sklearns_with_the_same_defaults(ref_cls, fast_cls):
         assert fast[name] == default, name
         assert type(fast[name]) is type(default), name
     extras = set(fast) - set(ref)
-    expected = {"backend", "dtype"} | ({"loss"} if fast_cls is FastMLPClassifier else set())
+    expected = {"backend", "dtype"} | ({"loss", "class_weight"} if fast_cls is FastMLPClassifier
+                                       else set())
     assert extras == expected
     assert fast["backend"] == "auto" and fast["dtype"] is None
     if fast_cls is FastMLPClassifier:
-        assert fast["loss"] == "log_loss"
+        assert fast["loss"] == "log_loss" and fast["class_weight"] is None
 
     # Same positional / keyword-only layout for sklearn's parameters.
     ref_sig = inspect.signature(ref_cls.__init__).parameters
@@ -209,9 +210,14 @@ def test_fitted_attributes_have_sklearns_names_types_and_shapes(case):
     ref = ref_cls(**SMALL, **params).fit(X, y)
     fast = fast_cls(**SMALL, **params).fit(X, y)
     ref_attrs, fast_attrs = _public_fitted(ref), _public_fitted(fast)
-    # fastmlp adds one: the backend the fit ran on.
-    assert fast_attrs.keys() == ref_attrs.keys() | {"backend_"}
+    # fastmlp adds the backend the fit ran on, and beside validation_scores_
+    # the validation loss curve (tests/test_validation_loss.py checks its values).
+    added = {"backend_"} | ({"validation_loss_curve_"} if "validation_scores_" in ref_attrs
+                            else set())
+    assert fast_attrs.keys() == ref_attrs.keys() | added
     assert fast_attrs.pop("backend_") == "numba"
+    curve = fast_attrs.pop("validation_loss_curve_", None)
+    assert (curve is None) == (ref_attrs.get("validation_scores_") is None)
     for name, value in ref_attrs.items():
         got = fast_attrs[name]
         assert type(got) is type(value), name
