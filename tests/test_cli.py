@@ -218,7 +218,7 @@ def mnist_quick(tmp_path_factory):
 def test_quick_mnist_prints_one_speedup_column_per_reference(mnist_quick):
     status, text, results, _ = mnist_quick
     assert status == 0
-    assert "NOTE" not in text  # no fallback
+    assert results["config"]["notice"] is None and "digits" not in text  # no fallback
     assert f"MNIST (found in {MNIST_DIR})" in text
     assert "the first 10000 of 60000 training" in text
     headers, rows = table_rows(text)
@@ -314,7 +314,7 @@ def test_missing_mnist_is_downloaded_by_default(tmp_path, monkeypatch, serve):
                             "--json", str(report)])
     assert status == 0
     assert f"Downloading MNIST (about 11 MB) into {home}" in text
-    assert f"MNIST (downloaded into {home})" in text and "NOTE" not in text
+    assert f"MNIST (downloaded into {home})" in text and "digits" not in text
     for name in MNIST_NAMES:  # the same bytes as the mirror's
         assert (home / name).read_bytes() == (Path(MNIST_DIR) / name).read_bytes()
     results = json.loads(report.read_text())

@@ -172,8 +172,8 @@ def _train(monkeypatch, backend, dtype, optimizer_name, shuffle, batches_per_cal
     trainer = backends.make_trainer(backend, network, X, Y, None, batch_size, dtype)
     if backend == "numba":
         # 48 inputs: it looks for zero columns in 2 parts, or not at all.
-        assert trainer.ws.col_seen.shape == ((2, 48) if skip else (2, 0))
-        assert trainer.ws.col_seen.itemsize == np.dtype(dtype).itemsize
+        assert trainer.work.col_seen.shape == ((2, 48) if skip else (2, 0))
+        assert trainer.work.col_seen.itemsize == np.dtype(dtype).itemsize
     params = params0.copy()
     optimizer = OPTIMIZERS[optimizer_name](network.n_params, dtype)
     rng = np.random.default_rng(1)

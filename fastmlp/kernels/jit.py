@@ -19,6 +19,11 @@ from numba.extending import register_jitable
 
 kernel = njit(cache=True, nogil=True, error_model="numpy")
 jit = register_jitable(error_model="numpy")
+#: For the phases of the training kernel, each called from one place: their
+#: code is merged into the caller's before compilation. Compiled as helpers of
+#: their own, each level of calls would optimise again all the code below it
+#: (the tiles' included), and the cold compile would grow with the depth.
+inline = njit(inline="always", nogil=True, error_model="numpy")
 #: For element-wise loops that may fuse ``a * b + c`` into one FMA (one
 #: rounding instead of two: as accurate or more), as fastmlp.kernels.exp's
 #: exponentials do. They stay dispatchers (no call passes them constants):

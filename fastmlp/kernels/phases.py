@@ -27,7 +27,7 @@ from fastmlp.kernels.bundles import Batch, Plan, Scratch
 from fastmlp.kernels.columns import (
     DENSE_LEFT, N_COLS, N_RUNS, STATE_SIZE, _mark_nonzero_columns, plan_columns)
 from fastmlp.kernels.elementwise import activate, block_nonfinite, output_delta
-from fastmlp.kernels.jit import addr, cut, jit, output_offset_of, share
+from fastmlp.kernels.jit import addr, cut, inline, jit, output_offset_of, share
 from fastmlp.kernels.layers import (
     backward_deltas, gather, layer_forward, prefetch_rows, row_addresses, rows_nonfinite)
 from fastmlp.kernels.sync import barrier
@@ -50,7 +50,7 @@ def meet(team):
     return barrier(team.sync, team.n_threads, k)
 
 
-@jit
+@inline
 def make_plan(data, net, work, batch_size):
     """The :class:`~fastmlp.kernels.bundles.Plan` of a training call."""
     units = net.units
@@ -90,7 +90,7 @@ def move_first_layer(net, opt, work, team, plan, into_blocks):
                            cut(u1, p + 1, team.n_parts, plan.align), plan.strip, into_blocks)
 
 
-@jit
+@inline
 def batch_inputs(b, r0, m, data, net, work, schedule, team, plan):
     """Phase 0. Returns the address of the batch's first-layer input rows,
     whether this batch marks the next one's columns, and False if a thread gave up.
@@ -112,7 +112,7 @@ def batch_inputs(b, r0, m, data, net, work, schedule, team, plan):
     return addr(data.X, r0 * net.units[0]), False, True
 
 
-@jit
+@inline
 def first_layer(r0, m, x_ptr, scan_ahead, data, net, work, batch_size, team, plan):
     """Phase 1: this thread's parts' units of the first layer, for all m rows.
 
@@ -149,7 +149,7 @@ def first_layer(r0, m, x_ptr, scan_ahead, data, net, work, batch_size, team, pla
     return nonfinite
 
 
-@jit
+@inline
 def rows_phase(r0, m, nonfinite, scan_ahead, data, net, work, batch_size, team, plan):
     """Phase 2: the later layers, the output delta and loss, and the backward deltas of
     this thread's parts' rows; each part's (loss, weight sum) goes to ``work.partials``.
@@ -190,7 +190,7 @@ def rows_phase(r0, m, nonfinite, scan_ahead, data, net, work, batch_size, team, 
             _mark_nonzero_columns(data.X, data.rows, a_lo, a_hi - a_lo, work.col_seen[p])
 
 
-@jit
+@inline
 def update_phase(r0, m, x_ptr, lr_t, data, net, opt, work, batch_size, team, plan):
     """Phase 3: gradient and step of the parameters this thread's parts own.
 

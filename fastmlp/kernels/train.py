@@ -16,7 +16,7 @@ from fastmlp.kernels.blas import cast_like
 from fastmlp.kernels.codes import ADAM, HYPER_BETA_1, HYPER_BETA_2, HYPER_LEARNING_RATE_INIT
 from fastmlp.kernels.columns import SCANNED
 from fastmlp.kernels.elementwise import output_delta
-from fastmlp.kernels.jit import jit, kernel, output_offset_of
+from fastmlp.kernels.jit import inline, jit, kernel, output_offset_of
 from fastmlp.kernels.layers import backward_deltas, bias_gradient, forward, weight_gradient
 from fastmlp.kernels.mt19937 import shuffle
 from fastmlp.kernels.phases import (
@@ -33,7 +33,7 @@ def _adam_step_size(hyper, t):
             / (1.0 - hyper[HYPER_BETA_1] ** t))
 
 
-@jit
+@inline
 def _train_batch(b, t, data, net, opt, work, schedule, team, plan):
     """Batch b, the optimizer's step t: phases 0 to 3 (see :mod:`fastmlp.kernels.phases`).
 
@@ -80,7 +80,7 @@ def _no_improvement(epoch_loss, best_loss, count, stop_rule):
     return best_loss, count, count > stop_rule[3]
 
 
-@jit
+@inline
 def _run(data, net, opt, work, schedule, team, plan):
     """The batches or epochs of :func:`train_batches`; returns ``(loss_sum, n_done)``."""
     t0 = opt.step[0]

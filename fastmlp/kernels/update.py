@@ -12,7 +12,7 @@ import numpy as np
 
 from fastmlp.kernels.blas import TRANS, cast_like
 from fastmlp.kernels.elementwise import step
-from fastmlp.kernels.jit import addr, cut, jit, output_offset_of
+from fastmlp.kernels.jit import addr, cut, inline, jit, output_offset_of
 from fastmlp.kernels.layers import bias_gradient, weight_gradient
 from fastmlp.kernels.tiles import product_of_rows
 
@@ -62,7 +62,7 @@ def _zero_unlisted_rows(g, n, m, cols):
         start = stop + 1
 
 
-@jit
+@inline
 def _update_first_layer(lo, hi, align, batch, data, units, opt, wsum, lr_t, gbuf, first, scr):
     """Weight gradient and step of the first layer's units ``lo`` to ``hi``; returns the L2 sum.
 
@@ -99,7 +99,7 @@ def _update_first_layer(lo, hi, align, batch, data, units, opt, wsum, lr_t, gbuf
     return ssq
 
 
-@jit
+@inline
 def update_part(part, n_parts, align, batch, data, net, opt, wsum, lr_t, gbuf, first, scr):
     """Gradient and optimizer step of the parameters part ``part`` owns (see the module).
 
