@@ -20,10 +20,11 @@ from sklearn.neural_network import MLPClassifier
 
 from _machine import RoundTimer, gemm_rate, pedantic  # noqa: F401  (re-exported)
 from fastmlp import FastMLPClassifier
+from fastmlp.bench.baselines import NumpyMLPClassifier
 from fastmlp.bench.run import epoch_flops, layer_units, skipped_flops  # noqa: F401  (re-exported)
 
 #: Libraries of the epoch suites, in table order.
-EPOCH_LIBS = ("numba", "numpy", "sklearn", "torch")
+EPOCH_LIBS = ("numba", "idiomatic", "numpy", "sklearn", "torch")
 BATCH_SIZES = (32, 128, 512)
 DTYPES = ("float32", "float64")
 
@@ -137,8 +138,9 @@ def make_classifier(lib, hidden, batch_size, dtype, random_state=0, **overrides)
 
     Parameters
     ----------
-    lib : {"numba", "numpy", "sklearn"}
-        fastmlp backend, or scikit-learn's MLPClassifier.
+    lib : {"numba", "numpy", "sklearn", "idiomatic"}
+        fastmlp backend, scikit-learn's MLPClassifier, or the idiomatic NumPy trainer
+        (:class:`fastmlp.bench.baselines.NumpyMLPClassifier`: preallocated, in place).
     hidden : sequence of int
         Hidden layer widths.
     batch_size : int
@@ -160,6 +162,11 @@ def make_classifier(lib, hidden, batch_size, dtype, random_state=0, **overrides)
     params.update(overrides)
     if lib == "sklearn":
         return MLPClassifier(**params)
+    if lib == "idiomatic":
+        return NumpyMLPClassifier(params["hidden_layer_sizes"], params["batch_size"],
+                                  params["learning_rate_init"], params["momentum"],
+                                  params["nesterovs_momentum"], params["alpha"],
+                                  params["shuffle"], params["random_state"], dtype)
     return FastMLPClassifier(**params, backend=lib, dtype=dtype)
 
 
@@ -411,13 +418,13 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
             return (latest["model"],), {}
 
         def epoch(model):
-            return quiet_partial_fit(model, X, y).loss_
+            return quiet_partial_fit(model, X, y).loss_curve_[-1]
 
     loss = pedantic(benchmark, machine_check, dtype, timer.wrap(epoch), setup, rounds)
     accuracy = float(np.mean(latest["model"].predict(X_test) == y_test))
     benchmark.extra_info.update(
         lib=lib, dtype=dtype, batch_size=int(batch_size), layers="-".join(map(str, units)),
-        n_samples=int(X.shape[0]), first_epoch_loss=float(template.loss_),
+        n_samples=int(X.shape[0]), first_epoch_loss=float(template.loss_curve_[-1]),
         epoch_loss=float(loss), test_accuracy=accuracy,
         n_test=int(X_test.shape[0]), smoke=bool(smoke), **warm,
         **rate_info(epoch_flops(units, X.shape[0]), X.shape[0], timer.best, gemm, dtype))
@@ -430,4 +437,4 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
         e["skipped_flops"] = skipped
         e["executed_gemm_fraction"] = e["gemm_fraction"] * (1 - skipped / epoch_flops(
             units, X.shape[0]))
-    return accuracy, (float(template.loss_), float(loss))
+    return accuracy, (float(template.loss_curve_[-1]), float(loss))

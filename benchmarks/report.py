@@ -31,7 +31,7 @@ from pathlib import Path
 
 from _results import cpu_kind, describe_cpu, update_readme
 
-EPOCH_LIBS = ("numba", "numpy", "sklearn", "torch")
+EPOCH_LIBS = ("numba", "idiomatic", "numpy", "sklearn", "torch")
 
 
 def load(path):
@@ -443,7 +443,8 @@ def readme_table(data, stat="min", source=None, layers="784-128-10", dtype="floa
     if not cells:
         raise ValueError(f"no mnist-epoch benchmarks of {layers} in {dtype} in this document")
     libs = [lib for lib in EPOCH_LIBS if any(lib == k[1] for k in cells)]
-    names = {"numba": "fastmlp (numba)", "numpy": "fastmlp (numpy reference)",
+    names = {"numba": "fastmlp (numba)", "idiomatic": "NumPy, idiomatic (preallocated, in place)",
+             "numpy": "fastmlp (numpy reference)",
              "sklearn": "scikit-learn MLPClassifier", "torch": "PyTorch CPU eager"}
     rows = []
     for bs in sorted({k[0] for k in cells}):

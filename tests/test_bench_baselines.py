@@ -99,3 +99,21 @@ def test_bad_input_says_what_is_wrong(digits):
     model = NumpyMLPClassifier((4,), random_state=0).partial_fit(X, y, classes=np.arange(10))
     with pytest.raises(ValueError, match="labels not in classes"):
         model.partial_fit(X[:5], np.array([0, 1, 2, 3, 42]))
+
+
+def test_a_deep_copy_trains_on_as_the_original_does():
+    # The benchmarks copy a trained model every round: the copy's layer views must follow its own
+    # steps, and the original must not move with it.
+    import copy
+
+    X = np.random.default_rng(0).random((300, 6))
+    y = np.arange(300) % 3
+    model = NumpyMLPClassifier((8,), batch_size=16, random_state=0).partial_fit(X, y, classes=[0, 1, 2])
+    clone = copy.deepcopy(model)
+    before = model.coefs_[0].copy()
+    clone.partial_fit(X, y)
+    np.testing.assert_array_equal(model.coefs_[0], before)
+    model.partial_fit(X, y)
+    for a, b in zip(model.coefs_ + model.intercepts_, clone.coefs_ + clone.intercepts_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.predict_proba(X), clone.predict_proba(X))

@@ -18,6 +18,8 @@ so its loss curve follows scikit-learn's and fastmlp's to rounding and only
 the time differs.
 """
 
+import copy
+
 import numpy as np
 from scipy.special import expit
 from sklearn.utils import check_random_state
@@ -118,6 +120,24 @@ class NumpyMLPClassifier:
             b[...] = self._rng.uniform(-bound, bound, fan_out)
         self.loss_curve_ = []
         self._rows = 0
+
+    def __deepcopy__(self, memo):
+        """An independent copy whose layer views alias its own flat buffers, as the original's do.
+
+        ``copy.deepcopy`` copies each NumPy view on its own, which would leave ``coefs_`` apart
+        from the buffer the steps update; the benchmarks copy a trained model every round.
+        """
+        clone = copy.copy(self)
+        memo[id(self)] = clone
+        for name, value in vars(self).items():
+            if isinstance(value, (list, np.ndarray, np.random.RandomState)):
+                setattr(clone, name, copy.deepcopy(value, memo))
+        if hasattr(self, "_params"):
+            clone.coefs_, clone.intercepts_ = clone._views(clone._params)
+            clone._coef_grads, clone._intercept_grads = clone._views(clone._grads)
+            clone._penalties, _ = clone._views(clone._update)
+            clone._rows = 0  # per-batch buffers are made anew on the next call
+        return clone
 
     def _views(self, flat):
         """Per-layer weight and bias views of a flat buffer: all weights first, then biases."""
