@@ -127,6 +127,7 @@ def warm_cache_dir(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.benchmark(group="jit import+first-fit")
 @pytest.mark.parametrize("case", list(CASES))
 def test_import_and_first_fit(benchmark, case, request, smoke, tmp_path_factory,

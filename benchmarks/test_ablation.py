@@ -27,6 +27,9 @@ import ablation
 patched = getattr(ablation, {patch!r})() or {{}}
 import fastmlp.kernels.train, fastmlp.kernels.tiles, fastmlp.engine.backends
 from fastmlp.engine import backends
+
+# Each runs a script or a child process for tens of seconds.
+pytestmark = pytest.mark.slow
 print(json.dumps({{"probe": ablation._probe(patched),
                    "tiled": backends.{tiled}()}}))
 """

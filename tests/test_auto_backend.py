@@ -126,6 +126,7 @@ print(imported, est.backend_, "numba" in sys.modules)
 """
 
 
+@pytest.mark.slow
 def test_small_fit_in_a_fresh_process_never_imports_numba():
     done = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True,
                           timeout=300, check=True)

@@ -201,6 +201,7 @@ def test_iter_chunks_of_iterables_and_errors():
     np.testing.assert_array_equal(streamed.coefs_[0], by_hand.coefs_[0])
 
 
+@pytest.mark.slow
 def test_example_quick_mode_runs_on_a_local_cluster(tmp_path, mnist):
     proc = subprocess.run([sys.executable, str(EXAMPLE), "--quick"], cwd=tmp_path,
                           env=dict(os.environ), capture_output=True, text=True, timeout=300)
@@ -228,6 +229,7 @@ print(sum(sum(k.stats.cache_hits.values()) + sum(k.stats.cache_misses.values())
 """
 
 
+@pytest.mark.slow
 def test_example_fills_the_compile_cache_before_the_workers_start():
     # Under the default backend='auto' its small warm-up fit would run on
     # NumPy and leave the workers to compile the kernels all at once.

@@ -130,6 +130,7 @@ print(json.dumps([hashlib.sha256(_fit(spec)).hexdigest() for spec in WIDE_NUMBA 
 """
 
 
+@pytest.mark.slow
 def test_identical_across_processes():
     # The child may see another BLAS limit than this process (dask, imported by
     # other tests, sets OPENBLAS_NUM_THREADS=1 for the processes it starts),
@@ -218,6 +219,7 @@ print(json.dumps({"digest": digest, "stats": stats, "versions": versions}))
 """
 
 
+@pytest.mark.slow
 def test_processes_compiling_at_once_share_the_cache(tmp_path):
     # joblib workers starting together on an empty compile cache.
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba_cache"),

@@ -496,6 +496,7 @@ for path in sys.argv[3:]:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("auto", ["kernels", "as-shipped"])
 def test_models_load_and_predict_in_a_fresh_process(auto, tmp_path, request):
     if auto == "as-shipped":

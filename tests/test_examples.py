@@ -17,6 +17,9 @@ import pytest
 
 from fastmlp.datasets import mnist_available
 
+# Each runs a script or a child process for tens of seconds.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

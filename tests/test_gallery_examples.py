@@ -10,6 +10,9 @@ import pytest
 
 from fastmlp import _callbacks
 
+# Each runs a script or a child process for tens of seconds.
+pytestmark = pytest.mark.slow
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 

@@ -114,6 +114,7 @@ def _run_and_interrupt(tmp_path, backend):
 
 @pytest.mark.skipif(sys.platform == "win32",
                     reason="SIGINT cannot be sent to a child process on Windows")
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_ctrl_c_stops_fit_quickly_and_leaves_usable_model(tmp_path, backend):
     latency, result, stdout, stderr = _run_and_interrupt(tmp_path, backend)
