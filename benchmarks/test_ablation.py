@@ -17,6 +17,9 @@ import pytest
 
 import ablation
 
+# Each runs child processes for tens of seconds.
+pytestmark = pytest.mark.slow
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -27,9 +30,6 @@ import ablation
 patched = getattr(ablation, {patch!r})() or {{}}
 import fastmlp.kernels.train, fastmlp.kernels.tiles, fastmlp.engine.backends
 from fastmlp.engine import backends
-
-# Each runs a script or a child process for tens of seconds.
-pytestmark = pytest.mark.slow
 print(json.dumps({{"probe": ablation._probe(patched),
                    "tiled": backends.{tiled}()}}))
 """
