@@ -112,7 +112,7 @@ class _FastMLPMixin(_callbacks.CallbackSupportMixin):
     def _initialize(self, y, layer_units, dtype):
         super()._initialize(y, layer_units, dtype)
         if is_classifier(self) and self.loss == "squared_error":
-            self.out_activation_ = "logistic"  # squared error on sigmoid outputs (seed 000)
+            self.out_activation_ = "logistic"  # squared error on sigmoid outputs
         if self.solver in ("sgd", "adam"):
             self.validation_loss_curve_ = [] if self.early_stopping else None
         if self.solver not in ("sgd", "adam") or not self.early_stopping:

@@ -72,8 +72,9 @@ class FastMLPClassifier(_FastMLPMixin, MLPClassifier):
         Maximum loss evaluations (L-BFGS).
     loss : {'log_loss', 'squared_error'}, default='log_loss'
         fastmlp addition: ``'squared_error'`` trains sigmoid outputs with half
-        squared error (seed 000's network); ``predict_proba`` then normalises the
-        sigmoid outputs of multiclass problems to sum to one.
+        squared error (the loss of the classic back-propagation tutorials);
+        ``predict_proba`` then normalises the sigmoid outputs of multiclass
+        problems to sum to one.
     class_weight : dict, 'balanced' or None, default=None
         fastmlp addition: weights of the classes, ``{class_label: weight}``, or
         ``'balanced'`` for ``n_samples / (n_classes * np.bincount(y))``; each

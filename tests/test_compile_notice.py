@@ -1,12 +1,24 @@
-"""The notice a compiling first call gives: once per kind, only when the call is slow."""
+"""The notice a compiling first call gives: once per kind, only when the call compiles and is slow.
+
+A compile is faked by raising numba's ``numba:compile`` event around a sleep; the real compile of a
+fresh cache is checked in tests/test_determinism.py (processes filling one cache).
+"""
 
 import logging
 import time
 
 import pytest
 
+from numba.core import event
+
 from fastmlp import config
 from fastmlp.engine import compile_notice as notice
+
+
+def _compile(seconds):
+    """What a compiling call looks like to the notice: numba's compile event, taking a while."""
+    with event.trigger_event("numba:compile", data={}):
+        time.sleep(seconds)
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +35,7 @@ def test_a_slow_first_call_says_so_once(caplog):
     caplog.set_level(logging.WARNING, logger="fastmlp")
     for _ in range(2):
         with notice.compile_notice("float32 dense training"):
-            time.sleep(0.3)
+            _compile(0.3)
     messages = _notices(caplog)
     assert len(messages) == 1
     assert "compiling the float32 dense training kernels" in messages[0]
@@ -43,8 +55,16 @@ def test_each_kind_has_its_own_notice(caplog):
     caplog.set_level(logging.WARNING, logger="fastmlp")
     for what in ("float32 training", "float64 training"):
         with notice.compile_notice(what):
-            time.sleep(0.3)
+            _compile(0.3)
     assert len(_notices(caplog)) == 2
+
+
+def test_a_slow_call_that_compiles_nothing_says_nothing(caplog):
+    # A cache load or a long first chunk on a busy host: slow, but no compile.
+    caplog.set_level(logging.WARNING, logger="fastmlp")
+    with notice.compile_notice("float32 dense training"):
+        time.sleep(0.3)
+    assert _notices(caplog) == []
 
 
 def test_the_body_s_error_propagates_and_cancels_the_timer(caplog):

@@ -232,10 +232,13 @@ def test_processes_compiling_at_once_share_the_cache(tmp_path):
     def finish(proc):
         out, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err
-        return json.loads(out.strip().splitlines()[-1])
+        return {**json.loads(out.strip().splitlines()[-1]), "stderr": err}
 
+    notice = "fastmlp: compiling the float64 dense training kernels"
     racers = [finish(p) for p in [start() for _ in range(3)]]
     assert len({r["digest"] for r in racers}) == 1
+    # A compiling first fit says so once (engine/compile_notice.py).
+    assert all(r["stderr"].count(notice) == 1 for r in racers), racers[0]["stderr"]
     # One compiled version of each per dtype, whatever constants the call sites
     # pass (literal flags compiled product_of_rows twice: ~1 s of cold compile).
     for name in racers[0]["versions"]:
@@ -244,6 +247,7 @@ def test_processes_compiling_at_once_share_the_cache(tmp_path):
     # A later process loads every kernel it needs from the cache they wrote.
     late = finish(start())
     assert late["digest"] == racers[0]["digest"]
+    assert "compiling" not in late["stderr"]
     for name, (hits, misses) in late["stats"].items():
         assert hits >= 1 and misses == 0, (name, late["stats"])
 

@@ -3,9 +3,10 @@
 Numba compiles a kernel for each new signature on its first call, then caches the machine code on
 disk; later processes load it in well under a second. A compile takes long enough (tens of seconds
 on a cold cache) that a silent first fit looks hung, so the first call of each kind arms a timer:
-if the call is still running after ``config.COMPILE_NOTICE_SECONDS``, one message goes to the
-``fastmlp`` logger (printed on stderr when logging is not configured). Loading from the cache and a
-first chunk of epochs (``config.CHUNK_SECONDS``) both end well before the timer.
+if the call is still running after ``config.COMPILE_NOTICE_SECONDS`` and numba has started a
+compile since it began (numba's ``numba:compile`` event, which loading from the cache does not
+raise), one message goes to the ``fastmlp`` logger (printed on stderr when logging is not
+configured). A slow cache load on a busy host says nothing.
 """
 
 import contextlib
@@ -18,6 +19,29 @@ logger = logging.getLogger("fastmlp")
 
 _seen = set()
 _seen_lock = threading.Lock()
+_compiles = [0]  # numba compiles started in this process, counted once the listener is in
+
+
+def _count_compiles():
+    """Count numba's compiles from now on (idempotent; numba is imported by then)."""
+    if getattr(_count_compiles, "installed", False):
+        return
+    from numba.core import event
+
+    class _Counter(event.Listener):
+        def on_start(self, ev):
+            _compiles[0] += 1
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", _Counter())
+    _count_compiles.installed = True
+
+
+def _say_if_compiling(what, compiles_before):
+    if _compiles[0] > compiles_before:
+        logger.warning(_message(what))
 
 
 def _message(what):
@@ -28,7 +52,7 @@ def _message(what):
 
 @contextlib.contextmanager
 def compile_notice(what):
-    """Log one notice if the first call of kind ``what`` runs longer than a compile threshold.
+    """Log one notice if the first call of kind ``what`` is still compiling after a threshold.
 
     Parameters
     ----------
@@ -47,7 +71,9 @@ def compile_notice(what):
     if not first:
         yield
         return
-    timer = threading.Timer(config.COMPILE_NOTICE_SECONDS, logger.warning, (_message(what),))
+    _count_compiles()
+    timer = threading.Timer(config.COMPILE_NOTICE_SECONDS, _say_if_compiling,
+                            (what, _compiles[0]))
     timer.daemon = True
     timer.start()
     try:

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from fastmlp import config
 from fastmlp.engine import threads
+from fastmlp.engine.compile_notice import compile_notice
 from fastmlp.kernels import aligned
 from fastmlp.kernels.bundles import Data, Net, Optimizer, Schedule, Scratch, Team, Workspace
 from fastmlp.kernels.codes import skips_zero_columns
@@ -147,6 +148,11 @@ def as_compute_arrays(X, dtype):
 
 def _data(compute, Y, sw, rows, n_rows):
     return Data(*compute, Y, sw, rows, int(n_rows))
+
+
+def _kind(params, data, work):
+    """What a kernel call compiles for, as the compile notice names it: dtype and X's layout."""
+    return f"{params.dtype.name} {'sparse' if data.Xdata.size else 'dense'} {work}"
 
 
 def _net(network, params):
@@ -343,11 +349,12 @@ class NumbaTrainer:
                                   max_dense_batches=int(config.MAX_DENSE_BATCHES))
         args = (data, _net(self.network, params), opt, work, schedule)
         n_threads = self.threads_for_run()
-        if n_threads == 1 or self.n_parts % n_threads:
-            with subnormals_flushed():
-                loss_sum, n_done = train.train_batches(*args, self._team(0, 1))
-        else:
-            loss_sum, n_done = self._run_in_threads(train.train_batches, args, n_threads)
+        with compile_notice(_kind(params, data, "training")):
+            if n_threads == 1 or self.n_parts % n_threads:
+                with subnormals_flushed():
+                    loss_sum, n_done = train.train_batches(*args, self._team(0, 1))
+            else:
+                loss_sum, n_done = self._run_in_threads(train.train_batches, args, n_threads)
         optimizer.sync_from_kernel(step)
         return loss_sum, n_done
 
@@ -464,8 +471,9 @@ class NumbaObjective:
 
         n_threads = threads_for(self.n_parts)
         # Thread t takes parts t, t + n_threads, ...: any thread count gives the same sums.
-        map_in_threads(lambda t: [part_sums(p) for p in range(t, self.n_parts, n_threads)],
-                       [(t,) for t in range(n_threads)])
+        with compile_notice(_kind(params, data, "full-batch gradient")):
+            map_in_threads(lambda t: [part_sums(p) for p in range(t, self.n_parts, n_threads)],
+                           [(t,) for t in range(n_threads)])
         grad = np.empty(network.n_params, dtype=self.dtype)
         loss = train.finish_gradient(self.grads, self.losses, params,
                                      int(network.coef_offsets[-1]), float(alpha), grad)
@@ -515,7 +523,9 @@ def predict(network, params, X, out, block):
                 train.predict(data, net, block, out[lo + r0:lo + r0 + part.shape[0]], scr)
             del data  # before the next chunk is converted: one chunk in memory
 
-    map_in_threads(forward, list(zip(cuts[:-1], cuts[1:])))
+    kind = f"{dtype.name} {'sparse' if sp.issparse(X) else 'dense'} prediction"
+    with compile_notice(kind):
+        map_in_threads(forward, list(zip(cuts[:-1], cuts[1:])))
 
 
 def map_in_threads(fn, arg_tuples, on_error=None, serially=None):

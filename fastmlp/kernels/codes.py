@@ -19,7 +19,7 @@ LOSSES = (
     "binary_log_loss",  # sigmoid + binary cross-entropy (binary, multilabel)
     "squared_error",  # identity + half squared error (sklearn's scaling)
     "poisson",  # exp + half Poisson deviance
-    "sigmoid_squared_error",  # sigmoid + half squared error (seed 000's loss)
+    "sigmoid_squared_error",  # sigmoid + half squared error (the back-propagation tutorials' loss)
 )
 LOG_LOSS, BINARY_LOG_LOSS, SQUARED_ERROR, POISSON, SIGMOID_SQUARED_ERROR = range(len(LOSSES))
 

@@ -514,15 +514,13 @@ def product_of_rows(trans_a, m, n, k, row_addrs, cols, runs, ahead, ahead_bytes,
                     accumulate, fscratch):
     """``C (+)= op(A) @ B`` where A's rows are scattered rows of a matrix (no gathered copy).
 
-    A's stored row i starts at address ``row_addrs[i]``. Only its columns
-    listed in ``cols`` (or, without ``TRANS``, in ``runs``) are read; the
-    others must be zero in every row (such as pixels no image of the batch
-    uses): their terms, exact zeros, are skipped. Tiles only, columns past
-    the last whole vector in a masked one. Without ``TRANS`` each tile runs
-    over all of k at once, so its 6 rows stream from memory in one pass,
-    summing in the same order as over all of k; with ``TRANS`` the k blocks
-    are :data:`TRANS_K_BLOCK` rows, as :func:`product`'s.
-    B and C may each be stored strip-major (see the module).
+    A's stored row i starts at address ``row_addrs[i]``. Only its columns listed in ``cols``
+    (or, without ``TRANS``, in ``runs``) are read; the others must be zero in every row (such
+    as pixels no image of the batch uses): their terms, exact zeros, are skipped. Tiles only,
+    columns past the last whole vector in a masked one. Without ``TRANS`` each tile runs over
+    all of k at once, so its 6 rows stream from memory in one pass, summing in the same order
+    as over all of k; with ``TRANS`` the k blocks are :data:`TRANS_K_BLOCK` rows, as
+    :func:`product`'s. B and C may each be stored strip-major (see the module).
 
     Parameters
     ----------
