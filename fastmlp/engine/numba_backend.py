@@ -150,9 +150,9 @@ def _data(compute, Y, sw, rows, n_rows):
     return Data(*compute, Y, sw, rows, int(n_rows))
 
 
-def _kind(params, data, work):
+def _kind(dtype, sparse, work):
     """What a kernel call compiles for, as the compile notice names it: dtype and X's layout."""
-    return f"{params.dtype.name} {'sparse' if data.Xdata.size else 'dense'} {work}"
+    return f"{np.dtype(dtype).name} {'sparse' if sparse else 'dense'} {work}"
 
 
 def _net(network, params):
@@ -349,7 +349,7 @@ class NumbaTrainer:
                                   max_dense_batches=int(config.MAX_DENSE_BATCHES))
         args = (data, _net(self.network, params), opt, work, schedule)
         n_threads = self.threads_for_run()
-        with compile_notice(_kind(params, data, "training")):
+        with compile_notice(_kind(params.dtype, data.Xdata.size > 0, "training")):
             if n_threads == 1 or self.n_parts % n_threads:
                 with subnormals_flushed():
                     loss_sum, n_done = train.train_batches(*args, self._team(0, 1))
@@ -471,7 +471,7 @@ class NumbaObjective:
 
         n_threads = threads_for(self.n_parts)
         # Thread t takes parts t, t + n_threads, ...: any thread count gives the same sums.
-        with compile_notice(_kind(params, data, "full-batch gradient")):
+        with compile_notice(_kind(params.dtype, data.Xdata.size > 0, "full-batch gradient")):
             map_in_threads(lambda t: [part_sums(p) for p in range(t, self.n_parts, n_threads)],
                            [(t,) for t in range(n_threads)])
         grad = np.empty(network.n_params, dtype=self.dtype)
@@ -523,8 +523,7 @@ def predict(network, params, X, out, block):
                 train.predict(data, net, block, out[lo + r0:lo + r0 + part.shape[0]], scr)
             del data  # before the next chunk is converted: one chunk in memory
 
-    kind = f"{dtype.name} {'sparse' if sp.issparse(X) else 'dense'} prediction"
-    with compile_notice(kind):
+    with compile_notice(_kind(dtype, sp.issparse(X), "prediction")):
         map_in_threads(forward, list(zip(cuts[:-1], cuts[1:])))
 
 
