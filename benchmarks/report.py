@@ -27,6 +27,7 @@ import json
 import shutil
 import sys
 from collections import defaultdict
+from statistics import median
 from pathlib import Path
 
 from _results import cpu_kind, describe_cpu, update_readme
@@ -379,6 +380,29 @@ def other_section(group, benches, stat):
     return f"### {group}\n\n" + _table(header, rows)
 
 
+def one_fit_threads_section(benches, stat):
+    """One fit in its own threads against one thread, alone or beside a CPU hog.
+
+    The ratio is own threads / one thread per round (below 1: the threads
+    pay; beside the hog it should stay at or below 1.1).
+    """
+    group = benches[0].get("group")
+    header = ["batch", "one thread s (median)", "own threads s (median)",
+              "own / one (median, min-max)", "calls fallen back"]
+    rows = []
+    for b in sorted(benches, key=lambda b: b["extra_info"].get("batch_size", 0)):
+        e = b["extra_info"]
+        one, two = e.get("seconds_one_thread", []), e.get("seconds_own_threads", [])
+        if not one or not two:
+            continue
+        ratios = [t / o for o, t in zip(one, two)]
+        fallen = (f"{e['calls_fallen_back']} of {e['threaded_calls']}"
+                  if "threaded_calls" in e else "")
+        rows.append([e.get("batch_size", ""), f"{median(one):.3f}", f"{median(two):.3f}",
+                     f"{median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})", fallen])
+    return f"### {group}\n\n" + _table(header, rows)
+
+
 def render(data, stat="min"):
     """The whole markdown report.
 
@@ -403,7 +427,8 @@ def render(data, stat="min"):
     if epochs:
         sections.append(epoch_sections(epochs, stat, gemm))
     special = {"digits-fit": digits_section, "grid-search": grid_section,
-               "inference": inference_section, "jit": jit_section, "lbfgs": lbfgs_section}
+               "inference": inference_section, "jit": jit_section, "lbfgs": lbfgs_section,
+               "threads: one fit": one_fit_threads_section}
     for group in sorted(groups):
         if group.startswith("mnist-epoch"):
             continue

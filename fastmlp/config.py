@@ -92,8 +92,23 @@ NUMPY_FLOPS_PER_SECOND = 10e9
 #: Spins of a thread waiting at a barrier of the training kernel before it
 #: yields its core at each further spin (:mod:`fastmlp.kernels.sync`). More
 #: spins answer a partner that arrives soon faster; fewer give the core back
-#: sooner to a partner that was descheduled. *Compile-time*.
+#: sooner to a partner that was descheduled; 0 yields at once.
 BARRIER_SPINS = 2000
+
+#: A training call whose threads keep waiting on a partner that is not
+#: running (another process holds its core) continues in one thread: once at
+#: least ``CONTENDED_LATE_WAITS`` waits outlasted ``BARRIER_SPINS``, and they
+#: are at least 1 / ``CONTENDED_LATE_SHARE`` of the barriers passed
+#: (:func:`fastmlp.kernels.sync.contended`). Lower values fall back sooner
+#: and more often on a quiet machine.
+CONTENDED_LATE_WAITS = 8
+CONTENDED_LATE_SHARE = 4
+
+#: After a training call fell back to one thread, the calls that start in
+#: the next ``CHUNK_SECONDS`` run in one thread; the wait doubles after each
+#: further fallback, up to this many seconds, and ends with a call that kept
+#: its threads (:class:`fastmlp.engine.numba_backend.Contention`).
+CONTENDED_MAX_SERIAL_SECONDS = 2.0
 
 #: The tiles' k range is cut into blocks whose rows of B (one tile's width)
 #: fill about this many bytes, so they stay in the L1 cache while all row

@@ -10,6 +10,7 @@ split into an empty part, no hidden layer, several hidden layers, the last
 short batch, sample weights and every optimizer.
 """
 
+import math
 import threading
 
 import numpy as np
@@ -20,8 +21,9 @@ from threadpoolctl import threadpool_limits
 from fastmlp import FastMLPClassifier, config
 from fastmlp.kernels import bundles
 from fastmlp.kernels import sync as sync_kernel
+from fastmlp.kernels import train as train_kernels
 from fastmlp.engine import threads
-from fastmlp.engine import backends
+from fastmlp.engine import backends, numba_backend
 from fastmlp.engine.network import Network
 from fastmlp.engine.optimizers import SGD, Adam
 
@@ -102,8 +104,7 @@ def test_two_threads_give_the_bits_of_one(monkeypatch, split_small_networks, lay
     assert not np.array_equal(one[0], params0)  # it trained
 
 
-def test_one_part_matches_the_numpy_reference_as_closely_as_two(monkeypatch,
-                                                                 split_small_networks):
+def test_one_to_eight_parts_match_the_numpy_reference(monkeypatch, split_small_networks):
     # The split changes only which BLAS calls compute which block, so both
     # part counts stay within float64 rounding of the reference.
     network, params0, X, Y, sw = _problem("two-hidden", np.float64, False, True)
@@ -111,7 +112,7 @@ def test_one_part_matches_the_numpy_reference_as_closely_as_two(monkeypatch,
     params = params0.copy()
     optimizer = OPTIMIZERS["nesterov"](network.n_params, np.float64)
     reference.run(params, optimizer, None, 0, 6, 1e-3)
-    for parts in (1, 2):
+    for parts in range(1, 9):
         monkeypatch.setattr(config, "KERNEL_PARTS", parts)
         ours = _train_once(network, params0, X, Y, sw)
         np.testing.assert_allclose(ours, params, rtol=0, atol=1e-12)
@@ -308,11 +309,16 @@ def test_network_without_hidden_layer_is_not_split_and_trains_right(monkeypatch,
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("parts, threads", [(3, 3), (4, 2), (4, 4)])
+PARTS_AND_THREADS = [(parts, threads) for parts in range(2, 9)
+                     for threads in sorted({2, 3, parts}) if threads <= parts]
+
+
+@pytest.mark.parametrize("parts, threads", PARTS_AND_THREADS)
 def test_more_parts_and_threads_give_the_bits_of_one_thread(monkeypatch, split_small_networks,
                                                             parts, threads):
-    # Machines with more cores may raise KERNEL_PARTS; each thread then runs
-    # parts // threads consecutive parts (oversubscribed here: the barrier yields).
+    # Machines with more cores may raise KERNEL_PARTS; thread t then runs parts
+    # [parts * t // threads, parts * (t + 1) // threads), equal runs or not
+    # (oversubscribed here: the barrier yields).
     monkeypatch.setattr(config, "KERNEL_PARTS", parts)
     network, params0, X, Y, sw = _problem("two-hidden", np.float32, False, True)
     one = _train(monkeypatch, 1, network, params0, X, Y, sw, "adam", True, np.float32)
@@ -333,3 +339,99 @@ def test_without_a_second_thread_the_parts_run_in_the_calling_one(monkeypatch,
     got = _train(monkeypatch, 2, network, params0, X, Y, sw, "adam", True, np.float32)
     np.testing.assert_array_equal(got[0], expected[0])
     assert got[2] == expected[2]
+
+
+@pytest.fixture
+def handovers(monkeypatch):
+    """How each training call run in threads ended (True: it fell back to one thread)."""
+    calls = []
+    contention = numba_backend.Contention()
+    record = contention.record
+    contention.record = lambda handed_over: (calls.append(handed_over), record(handed_over))[1]
+    monkeypatch.setattr(numba_backend, "CONTENTION", contention)
+    return calls
+
+
+@pytest.mark.parametrize("late_waits", [1, 6])
+@pytest.mark.parametrize("optimizer_name", ["nesterov", "adam"])
+def test_a_call_that_falls_back_to_one_thread_keeps_the_bits(monkeypatch, split_small_networks,
+                                                             handovers, late_waits,
+                                                             optimizer_name):
+    # No spinning: nearly every wait counts as late, as beside a process that
+    # holds a core. The first thread takes over every part at the end of a batch
+    # (after the first with one late wait, or in a later batch with six).
+    network, params0, X, Y, sw = _problem("two-hidden", np.float32, False, True)
+    one = _train(monkeypatch, 1, network, params0, X, Y, sw, optimizer_name, True, np.float32)
+    monkeypatch.setattr(config, "BARRIER_SPINS", 0)
+    monkeypatch.setattr(config, "CONTENDED_LATE_WAITS", late_waits)
+    two = _train(monkeypatch, 2, network, params0, X, Y, sw, optimizer_name, True, np.float32)
+    assert True in handovers
+    np.testing.assert_array_equal(one[0], two[0])
+    for a, b in zip(one[1], two[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert one[2] == two[2]
+
+
+def test_whole_epochs_that_fall_back_to_one_thread_keep_the_bits(monkeypatch,
+                                                                 split_small_networks,
+                                                                 handovers):
+    # The estimator's path: several shuffled epochs in one call, with the
+    # no-improvement rule and the epoch losses computed in the kernel.
+    monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
+    X, Y = np.random.default_rng(3).normal(size=(300, 40)), np.arange(300) % 3
+
+    def fit(n_threads):
+        monkeypatch.setattr(backends.NumbaTrainer, "threads_for_run", lambda self: n_threads)
+        model = FastMLPClassifier((33, 17), max_iter=6, batch_size=16, random_state=0,
+                                  backend="numba", tol=0.0)
+        with pytest.warns(Warning):
+            model.fit(X, Y)
+        return model
+
+    one = fit(1)
+    monkeypatch.setattr(config, "BARRIER_SPINS", 0)
+    monkeypatch.setattr(config, "CONTENDED_LATE_WAITS", 30)
+    two = fit(2)
+    assert True in handovers
+    assert one.loss_curve_ == two.loss_curve_
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_after_a_fallback_calls_run_in_one_thread_for_a_while_then_try_threads_again(
+        monkeypatch):
+    monkeypatch.setattr(config, "CHUNK_SECONDS", 0.25)
+    monkeypatch.setattr(config, "CONTENDED_MAX_SERIAL_SECONDS", 1.0)
+    now = [0.0]
+    contention = numba_backend.Contention(clock=lambda: now[0])
+    serial_for = []
+    for handed_over in [True, True, True, True, False, True]:
+        contention.record(handed_over)
+        start = now[0]
+        while not contention.threads_allowed():
+            now[0] += 0.125
+        serial_for.append(now[0] - start)
+    # 0.25 s after the first fallback, then 0.5, 1 and at most 1; none after a
+    # call that kept its threads, and 0.25 s again after the next fallback.
+    assert serial_for == [0.25, 0.5, 1.0, 1.0, 0.0, 0.25]
+
+
+def test_a_fit_that_fell_back_leaves_the_next_fit_in_one_thread_for_a_while(monkeypatch,
+                                                                          handovers):
+    monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
+    monkeypatch.setattr(config, "MIN_THREADED_FLOPS", 0)
+    monkeypatch.setattr(numba_backend.CONTENTION, "serial_until", math.inf)  # a fallback just now
+    used = []
+    run = train_kernels.train_batches
+
+    def spy(*args):
+        used.append(args[-1].n_threads)
+        return run(*args)
+
+    monkeypatch.setattr(train_kernels, "train_batches", spy)
+    monkeypatch.setattr(backends.NumbaTrainer, "threads_for_run", lambda self: 2)
+    X = np.random.default_rng(0).normal(size=(64, 40))
+    with pytest.warns(Warning):
+        FastMLPClassifier((16,), max_iter=2, batch_size=16, backend="numba").fit(X, X[:, 0] > 0)
+    assert used and set(used) == {1}
+    assert handovers == []

@@ -5,7 +5,9 @@ with this module: importing numba and loading the compiled code costs more
 than small fits on the numpy backend take (``backend='auto'``).
 """
 
+import math
 import threading
+import time
 from collections import namedtuple
 
 import numpy as np
@@ -337,7 +339,7 @@ class NumbaTrainer:
         return losses[:(n_done - 1 if stopped else n_done) // n_batches], diverged
 
     def _call(self, params, optimizer, rows, alpha, schedule):
-        from fastmlp.kernels import train
+        from fastmlp.kernels import sync, train
         from fastmlp.kernels.fpenv import subnormals_flushed
 
         n_rows = self.n_samples if rows is None else rows.shape[0]
@@ -349,22 +351,25 @@ class NumbaTrainer:
                                   max_dense_batches=int(config.MAX_DENSE_BATCHES))
         args = (data, _net(self.network, params), opt, work, schedule)
         n_threads = self.threads_for_run()
+        if not CONTENTION.threads_allowed():
+            n_threads = 1
         with compile_notice(_kind(params.dtype, data.Xdata.size > 0, "training")):
-            if n_threads == 1 or self.n_parts % n_threads:
+            if n_threads == 1:
                 with subnormals_flushed():
                     loss_sum, n_done = train.train_batches(*args, self._team(0, 1))
             else:
                 loss_sum, n_done = self._run_in_threads(train.train_batches, args, n_threads)
+                CONTENTION.record(handed_over=bool(self.sync[sync.HANDOFF]))
         optimizer.sync_from_kernel(step)
         return loss_sum, n_done
 
     def _team(self, thread, n_threads):
-        per = self.n_parts // n_threads
-        return Team(thread * per, (thread + 1) * per, self.n_parts, n_threads, self.sync,
-                    np.zeros(1, dtype=np.int64))
+        # Thread t runs parts [P t / T, P (t + 1) / T): any T from 1 to P.
+        return Team(self.n_parts * thread // n_threads, self.n_parts * (thread + 1) // n_threads,
+                    self.n_parts, n_threads, self.sync, np.zeros(1, dtype=np.int64))
 
     def threads_for_run(self):
-        """Threads the next :meth:`run` uses: a divisor of the batch's parts.
+        """Threads the next :meth:`run` uses: a divisor of the batch's parts, for equal shares.
 
         Returns
         -------
@@ -377,7 +382,7 @@ class NumbaTrainer:
         return threads_for(self.n_parts, divisor=True)
 
     def _run_in_threads(self, kernel, args, n_threads):
-        """Run ``kernel`` on ``n_threads`` threads, each taking an equal run of the parts.
+        """Run ``kernel`` on ``n_threads`` threads (at most the parts), each taking a run of parts.
 
         The calling thread takes the first run. If any thread fails, the others
         are told to give up at their next barrier, and the first error is raised
@@ -385,9 +390,10 @@ class NumbaTrainer:
         in the calling thread (the same bits).
         """
         from fastmlp.kernels.fpenv import subnormals_flushed
-        from fastmlp.kernels.sync import abort
+        from fastmlp.kernels.sync import abort, start
 
-        self.sync[:] = 0
+        n_threads = min(n_threads, self.n_parts)  # a thread without parts would only wait
+        start(self.sync)
         results = [None] * n_threads
 
         def work(t):
@@ -395,13 +401,77 @@ class NumbaTrainer:
                 results[t] = kernel(*args, self._team(t, n_threads))
 
         def serially():
-            self.sync[:] = 0
+            start(self.sync)
             with subnormals_flushed():
                 results[0] = kernel(*args, self._team(0, 1))
 
         map_in_threads(work, [(t,) for t in range(n_threads)],
                        on_error=lambda: abort(self.sync), serially=serially)
         return results[0]
+
+
+class Contention:
+    """Whether training calls may use threads, after calls that fell back to one.
+
+    A call whose threads wait on a partner that is not running continues in
+    one thread (:mod:`fastmlp.kernels.sync`). Calls that start in the next
+    ``backoff`` seconds then run in one thread from their first batch; the
+    backoff doubles from :data:`fastmlp.config.CHUNK_SECONDS` after each
+    fallback, up to :data:`fastmlp.config.CONTENDED_MAX_SERIAL_SECONDS`, and
+    ends with a call that kept its threads. Under lasting contention few
+    calls pay for the detection; once the other process ends, the threads
+    come back within seconds. Contention is the machine's, not a fit's, so
+    the process has one :data:`CONTENTION`, shared by its fits.
+
+    Parameters
+    ----------
+    clock : callable, default=time.monotonic
+        Seconds.
+
+    Examples
+    --------
+    >>> now = [0.0]
+    >>> c = Contention(clock=lambda: now[0])
+    >>> c.record(handed_over=True)
+    >>> c.threads_allowed()
+    False
+    >>> now[0] += 1.0
+    >>> c.threads_allowed()
+    True
+    """
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.backoff = 0.0
+        self.serial_until = -math.inf
+
+    def threads_allowed(self):
+        """Whether a call starting now may use threads.
+
+        Returns
+        -------
+        bool
+        """
+        return self.clock() >= self.serial_until
+
+    def record(self, handed_over):
+        """Note how a call run in threads ended.
+
+        Parameters
+        ----------
+        handed_over : bool
+            Whether it fell back to one thread.
+        """
+        if handed_over:
+            self.backoff = min(max(config.CHUNK_SECONDS, 2 * self.backoff),
+                               config.CONTENDED_MAX_SERIAL_SECONDS)
+            self.serial_until = self.clock() + self.backoff
+        else:
+            self.backoff = 0.0
+
+
+#: The process's :class:`Contention`, shared by its fits.
+CONTENTION = Contention()
 
 
 class NumbaObjective:

@@ -18,9 +18,11 @@ from fastmlp.kernels.columns import SCANNED
 from fastmlp.kernels.elementwise import output_delta
 from fastmlp.kernels.jit import inline, jit, kernel, output_offset_of
 from fastmlp.kernels.layers import backward_deltas, bias_gradient, forward, weight_gradient
+from fastmlp.kernels.bundles import Team
 from fastmlp.kernels.mt19937 import shuffle
 from fastmlp.kernels.phases import (
     batch_inputs, first_layer, make_plan, meet, move_first_layer, rows_phase, update_phase)
+from fastmlp.kernels.sync import contended, hand_over, handed_over
 
 #: ``n_done`` of a training call that stopped because another thread gave up.
 ABORTED = -1
@@ -38,7 +40,9 @@ def _train_batch(b, t, data, net, opt, work, schedule, team, plan):
     """Batch b, the optimizer's step t: phases 0 to 3 (see :mod:`fastmlp.kernels.phases`).
 
     Returns whether the threads got through it (False: one gave up), its
-    loss (data loss plus the L2 term, over the weight sum) and its rows.
+    loss (data loss plus the L2 term, over the weight sum), its rows, and
+    whether the first thread runs every part from the next batch on
+    (:func:`fastmlp.kernels.sync.hand_over`).
     """
     batch_size = schedule.batch_size
     r0 = b * batch_size
@@ -46,23 +50,27 @@ def _train_batch(b, t, data, net, opt, work, schedule, team, plan):
     lr_t = _adam_step_size(opt.hyper, t) if opt.kind == ADAM else 0.0
     x_ptr, scan_ahead, ok = batch_inputs(b, r0, m, data, net, work, schedule, team, plan)
     if not ok:
-        return False, 0.0, m
+        return False, 0.0, m, False
     nonfinite = first_layer(r0, m, x_ptr, scan_ahead, data, net, work, batch_size, team, plan)
     if not meet(team):
-        return False, 0.0, m
+        return False, 0.0, m, False
+    # Decided between this barrier and the next, read by all after the last.
+    if team.n_threads > 1 and team.part_lo == 0 and contended(team.sync, team.passed[0]):
+        hand_over(team.sync)
     rows_phase(r0, m, nonfinite, scan_ahead, data, net, work, batch_size, team, plan)
     plan.state[SCANNED] = scan_ahead
     if not meet(team):
-        return False, 0.0, m
+        return False, 0.0, m, False
     wsum = update_phase(r0, m, x_ptr, lr_t, data, net, opt, work, batch_size, team, plan)
     if not meet(team):
-        return False, 0.0, m
+        return False, 0.0, m, False
     loss = 0.0
     ssq = 0.0
     for p in range(team.n_parts):
         loss += work.partials[p, 0]
         ssq += work.partials[p, 2]
-    return True, loss / wsum + 0.5 * opt.alpha * ssq / wsum, m
+    handed = team.n_threads > 1 and handed_over(team.sync)
+    return True, loss / wsum + 0.5 * opt.alpha * ssq / wsum, m, handed
 
 
 @jit
@@ -82,7 +90,12 @@ def _no_improvement(epoch_loss, best_loss, count, stop_rule):
 
 @inline
 def _run(data, net, opt, work, schedule, team, plan):
-    """The batches or epochs of :func:`train_batches`; returns ``(loss_sum, n_done)``."""
+    """The batches or epochs of :func:`train_batches`.
+
+    Returns ``(loss_sum, n_done, team)``, with the team this thread ended
+    in: all parts in one thread after a hand-over, or no parts for a thread
+    that handed its parts over and stopped.
+    """
     t0 = opt.step[0]
     n_done = 0
     loss_sum = schedule.loss_sum
@@ -96,16 +109,20 @@ def _run(data, net, opt, work, schedule, team, plan):
                 if team.part_lo == 0:
                     shuffle(data.rows, schedule.mt_key, schedule.mt_pos)
                 if not meet(team):
-                    return loss_sum, ABORTED
+                    return loss_sum, ABORTED, team
         for b in range(schedule.b_start, schedule.b_stop):
-            ok, batch_loss, m = _train_batch(b, t0 + n_done + 1, data, net, opt, work, schedule,
-                                             team, plan)
+            ok, batch_loss, m, handed = _train_batch(b, t0 + n_done + 1, data, net, opt, work,
+                                                     schedule, team, plan)
             if not ok:
-                return loss_sum, ABORTED
+                return loss_sum, ABORTED, team
             loss_sum += batch_loss * m
             n_done += 1
+            if handed:
+                if team.part_lo > 0:
+                    return loss_sum, n_done, _stopped(team)
+                team = _alone(team)
             if not np.isfinite(batch_loss):
-                return loss_sum, n_done
+                return loss_sum, n_done, team
         if schedule.n_epochs == 0:
             break
         epoch_loss = loss_sum / data.n_rows
@@ -113,7 +130,20 @@ def _run(data, net, opt, work, schedule, team, plan):
         best_loss, count, stop = _no_improvement(epoch_loss, best_loss, count, schedule.stop_rule)
         if stop:
             break
-    return loss_sum, n_done
+    return loss_sum, n_done, team
+
+
+@jit
+def _alone(team):
+    """``team`` as the one thread running every part."""
+    return Team(team.part_lo * 0, team.n_parts, team.n_parts, team.n_threads * 0 + 1, team.sync,
+                team.passed)
+
+
+@jit
+def _stopped(team):
+    """``team`` as a thread that handed its parts over: no parts left."""
+    return Team(team.part_lo, team.part_lo, team.n_parts, team.n_threads, team.sync, team.passed)
 
 
 @kernel
@@ -170,7 +200,7 @@ def train_batches(data, net, opt, work, schedule, team):
     plan = make_plan(data, net, work, schedule.batch_size)
     move_first_layer(net, opt, work, team, plan, True)
     t0 = opt.step[0]
-    loss_sum, n_done = _run(data, net, opt, work, schedule, team, plan)
+    loss_sum, n_done, team = _run(data, net, opt, work, schedule, team, plan)
     move_first_layer(net, opt, work, team, plan, False)
     if team.part_lo == 0 and opt.kind == ADAM and n_done > 0:
         opt.step[0] = t0 + n_done
