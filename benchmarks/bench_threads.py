@@ -202,14 +202,14 @@ def _hog_on_one_of_two_cores():
 @pytest.mark.parametrize("batch_size", [32, 128])
 def test_one_fit_beside_a_cpu_hog(benchmark, batch_size, mnist, smoke, monkeypatch):
     """Own threads vs one thread while another process holds a core; same weights."""
-    from fastmlp.engine import numba_backend
+    from fastmlp.engine import threads
 
     X, y, _, _ = mnist.arrays("float32")
     X, y = (X[:2048], y[:2048]) if smoke else (X[:30000], y[:30000])
     _mnist_fit(X[:300], y[:300], batch_size, 1)  # load the compiled kernels first
     fallbacks = []
-    record = numba_backend.Contention.record
-    monkeypatch.setattr(numba_backend.Contention, "record",
+    record = threads.Contention.record
+    monkeypatch.setattr(threads.Contention, "record",
                         lambda self, handed_over: (fallbacks.append(handed_over),
                                                    record(self, handed_over))[1])
     one_s, two_s, results = [], [], {}

@@ -107,7 +107,7 @@ CONTENDED_LATE_SHARE = 4
 #: After a training call fell back to one thread, the calls that start in
 #: the next ``CHUNK_SECONDS`` run in one thread; the wait doubles after each
 #: further fallback, up to this many seconds, and ends with a call that kept
-#: its threads (:class:`fastmlp.engine.numba_backend.Contention`).
+#: its threads (:class:`fastmlp.engine.threads.Contention`).
 CONTENDED_MAX_SERIAL_SECONDS = 2.0
 
 #: The tiles' k range is cut into blocks whose rows of B (one tile's width)

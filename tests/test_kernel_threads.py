@@ -23,7 +23,7 @@ from fastmlp.kernels import bundles
 from fastmlp.kernels import sync as sync_kernel
 from fastmlp.kernels import train as train_kernels
 from fastmlp.engine import threads
-from fastmlp.engine import backends, numba_backend
+from fastmlp.engine import backends
 from fastmlp.engine.network import Network
 from fastmlp.engine.optimizers import SGD, Adam
 
@@ -345,10 +345,10 @@ def test_without_a_second_thread_the_parts_run_in_the_calling_one(monkeypatch,
 def handovers(monkeypatch):
     """How each training call run in threads ended (True: it fell back to one thread)."""
     calls = []
-    contention = numba_backend.Contention()
+    contention = threads.Contention()
     record = contention.record
     contention.record = lambda handed_over: (calls.append(handed_over), record(handed_over))[1]
-    monkeypatch.setattr(numba_backend, "CONTENTION", contention)
+    monkeypatch.setattr(threads, "CONTENTION", contention)
     return calls
 
 
@@ -403,7 +403,7 @@ def test_after_a_fallback_calls_run_in_one_thread_for_a_while_then_try_threads_a
     monkeypatch.setattr(config, "CHUNK_SECONDS", 0.25)
     monkeypatch.setattr(config, "CONTENDED_MAX_SERIAL_SECONDS", 1.0)
     now = [0.0]
-    contention = numba_backend.Contention(clock=lambda: now[0])
+    contention = threads.Contention(clock=lambda: now[0])
     serial_for = []
     for handed_over in [True, True, True, True, False, True]:
         contention.record(handed_over)
@@ -420,7 +420,7 @@ def test_a_fit_that_fell_back_leaves_the_next_fit_in_one_thread_for_a_while(monk
                                                                           handovers):
     monkeypatch.setattr(config, "MIN_THREADED_INPUTS", 0)
     monkeypatch.setattr(config, "MIN_THREADED_FLOPS", 0)
-    monkeypatch.setattr(numba_backend.CONTENTION, "serial_until", math.inf)  # a fallback just now
+    monkeypatch.setattr(threads.CONTENTION, "serial_until", math.inf)  # a fallback just now
     used = []
     run = train_kernels.train_batches
 

@@ -5,9 +5,7 @@ with this module: importing numba and loading the compiled code costs more
 than small fits on the numpy backend take (``backend='auto'``).
 """
 
-import math
 import threading
-import time
 from collections import namedtuple
 
 import numpy as np
@@ -351,7 +349,7 @@ class NumbaTrainer:
                                   max_dense_batches=int(config.MAX_DENSE_BATCHES))
         args = (data, _net(self.network, params), opt, work, schedule)
         n_threads = self.threads_for_run()
-        if not CONTENTION.threads_allowed():
+        if not threads.CONTENTION.threads_allowed():
             n_threads = 1
         with compile_notice(_kind(params.dtype, data.Xdata.size > 0, "training")):
             if n_threads == 1:
@@ -359,7 +357,7 @@ class NumbaTrainer:
                     loss_sum, n_done = train.train_batches(*args, self._team(0, 1))
             else:
                 loss_sum, n_done = self._run_in_threads(train.train_batches, args, n_threads)
-                CONTENTION.record(handed_over=bool(self.sync[sync.HANDOFF]))
+                threads.CONTENTION.record(handed_over=bool(self.sync[sync.HANDOFF]))
         optimizer.sync_from_kernel(step)
         return loss_sum, n_done
 
@@ -408,70 +406,6 @@ class NumbaTrainer:
         map_in_threads(work, [(t,) for t in range(n_threads)],
                        on_error=lambda: abort(self.sync), serially=serially)
         return results[0]
-
-
-class Contention:
-    """Whether training calls may use threads, after calls that fell back to one.
-
-    A call whose threads wait on a partner that is not running continues in
-    one thread (:mod:`fastmlp.kernels.sync`). Calls that start in the next
-    ``backoff`` seconds then run in one thread from their first batch; the
-    backoff doubles from :data:`fastmlp.config.CHUNK_SECONDS` after each
-    fallback, up to :data:`fastmlp.config.CONTENDED_MAX_SERIAL_SECONDS`, and
-    ends with a call that kept its threads. Under lasting contention few
-    calls pay for the detection; once the other process ends, the threads
-    come back within seconds. Contention is the machine's, not a fit's, so
-    the process has one :data:`CONTENTION`, shared by its fits.
-
-    Parameters
-    ----------
-    clock : callable, default=time.monotonic
-        Seconds.
-
-    Examples
-    --------
-    >>> now = [0.0]
-    >>> c = Contention(clock=lambda: now[0])
-    >>> c.record(handed_over=True)
-    >>> c.threads_allowed()
-    False
-    >>> now[0] += 1.0
-    >>> c.threads_allowed()
-    True
-    """
-
-    def __init__(self, clock=time.monotonic):
-        self.clock = clock
-        self.backoff = 0.0
-        self.serial_until = -math.inf
-
-    def threads_allowed(self):
-        """Whether a call starting now may use threads.
-
-        Returns
-        -------
-        bool
-        """
-        return self.clock() >= self.serial_until
-
-    def record(self, handed_over):
-        """Note how a call run in threads ended.
-
-        Parameters
-        ----------
-        handed_over : bool
-            Whether it fell back to one thread.
-        """
-        if handed_over:
-            self.backoff = min(max(config.CHUNK_SECONDS, 2 * self.backoff),
-                               config.CONTENDED_MAX_SERIAL_SECONDS)
-            self.serial_until = self.clock() + self.backoff
-        else:
-            self.backoff = 0.0
-
-
-#: The process's :class:`Contention`, shared by its fits.
-CONTENTION = Contention()
 
 
 class NumbaObjective:

@@ -39,7 +39,9 @@ so that, alone, it gets all of BLAS's threads, as NumPy users expect.
 """
 
 import contextlib
+import math
 import threading
+import time
 
 from threadpoolctl import ThreadpoolController
 
@@ -204,3 +206,67 @@ def active_calls():
 
 
 __all__ = ["share_cores", "active_calls", "blas_threads_for", "cores_for_fit"]
+
+
+class Contention:
+    """Whether training calls may use threads, after calls that fell back to one.
+
+    A call whose threads wait on a partner that is not running continues in
+    one thread (:mod:`fastmlp.kernels.sync`). Calls that start in the next
+    ``backoff`` seconds then run in one thread from their first batch; the
+    backoff doubles from :data:`fastmlp.config.CHUNK_SECONDS` after each
+    fallback, up to :data:`fastmlp.config.CONTENDED_MAX_SERIAL_SECONDS`, and
+    ends with a call that kept its threads. Under lasting contention few
+    calls pay for the detection; once the other process ends, the threads
+    come back within seconds. Contention is the machine's, not a fit's, so
+    the process has one :data:`CONTENTION`, shared by its fits.
+
+    Parameters
+    ----------
+    clock : callable, default=time.monotonic
+        Seconds.
+
+    Examples
+    --------
+    >>> now = [0.0]
+    >>> c = Contention(clock=lambda: now[0])
+    >>> c.record(handed_over=True)
+    >>> c.threads_allowed()
+    False
+    >>> now[0] += 1.0
+    >>> c.threads_allowed()
+    True
+    """
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self.backoff = 0.0
+        self.serial_until = -math.inf
+
+    def threads_allowed(self):
+        """Whether a call starting now may use threads.
+
+        Returns
+        -------
+        bool
+        """
+        return self.clock() >= self.serial_until
+
+    def record(self, handed_over):
+        """Note how a call run in threads ended.
+
+        Parameters
+        ----------
+        handed_over : bool
+            Whether it fell back to one thread.
+        """
+        if handed_over:
+            self.backoff = min(max(config.CHUNK_SECONDS, 2 * self.backoff),
+                               config.CONTENDED_MAX_SERIAL_SECONDS)
+            self.serial_until = self.clock() + self.backoff
+        else:
+            self.backoff = 0.0
+
+
+#: The process's :class:`Contention`, shared by its fits.
+CONTENTION = Contention()
