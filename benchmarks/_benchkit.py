@@ -24,8 +24,11 @@ from fastmlp.bench.baselines import NumpyMLPClassifier
 from fastmlp.bench.run import epoch_flops, layer_units, skipped_flops  # noqa: F401  (re-exported)
 
 #: Libraries of the epoch suites, in table order.
-EPOCH_LIBS = ("numba", "idiomatic", "numpy", "sklearn", "torch")
+EPOCH_LIBS = ("numba", "idiomatic", "numpy", "sklearn", "torch", "floor")
 BATCH_SIZES = (32, 128, 512)
+#: Relative error allowed in the floor's products: sums of 784 terms (and of a
+#: batch's rows) in the dtype's rounding, with a wide margin.
+FLOOR_RTOL = {"float32": 1e-4, "float64": 1e-12}
 DTYPES = ("float32", "float64")
 
 #: Hyperparameters shared by every library (those of ``fastmlp bench`` too).
@@ -290,6 +293,42 @@ def epoch_template(lib, hidden, batch_size, dtype, X, y, classes):
     return _TEMPLATES[key]
 
 
+def _floor_benchmark(benchmark, dtype, batch_size, units, X, smoke, gemm, rounds, machine_check):
+    """:func:`run_epoch_benchmark` for the layer-1 GEMM floor (``_floor.LayerOneGemms``).
+
+    Returns ``(None, None)``: it trains nothing. ``extra_info['floor_error']``
+    is the relative error of its last batch's products.
+    """
+    from _floor import LayerOneGemms
+
+    floor = LayerOneGemms(X, units[1], batch_size)
+    floor.epoch()  # touches X and the outputs before anything is timed
+    timer = RoundTimer()
+    pedantic(benchmark, machine_check, dtype, timer.wrap(floor.epoch), lambda: ((), {}), rounds)
+    benchmark.extra_info.update(
+        lib="floor", dtype=dtype, batch_size=int(batch_size), layers="-".join(map(str, units)),
+        n_samples=int(X.shape[0]), smoke=bool(smoke), floor_error=float(floor.last_batch_error()),
+        **rate_info(floor_flops(units, X.shape[0]), X.shape[0], timer.best, gemm, dtype))
+    return None, None
+
+
+def floor_flops(units, n_samples):
+    """Flops of the floor's two first-layer products (2 per weight and row, twice).
+
+    Parameters
+    ----------
+    units : sequence of int
+        Layer widths.
+    n_samples : int
+        Rows.
+
+    Returns
+    -------
+    int
+    """
+    return 4 * units[0] * units[1] * n_samples
+
+
 def require_torch(lib):
     """Skip, with the reason, when the PyTorch reference is asked for but not importable.
 
@@ -395,6 +434,9 @@ def run_epoch_benchmark(benchmark, lib, dtype, batch_size, hidden, mnist, smoke,
     rounds = 1 if smoke else rounds
     timer = RoundTimer()
     latest = {}
+    if lib == "floor":
+        return _floor_benchmark(benchmark, dtype, batch_size, units, X, smoke, gemm, rounds,
+                                machine_check)
     if lib == "torch":
         from _torchref import TorchSGDNet
 
