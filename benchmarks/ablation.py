@@ -162,6 +162,12 @@ ABLATIONS = {
                     "_patch_exp", recompiles=True),
     "parts": Ablation("each batch split into KERNEL_PARTS parts run in threads vs one part",
                       ("mnist-f32-b32", "mnist-f32-b128"), "_patch_parts", threads=0),
+    # Not optimizations: what more parts than threads cost (B / A below 1: they gain).
+    "parts-4": Ablation("KERNEL_PARTS = 2 vs 4 parts on the same threads (the split a "
+                        "machine with more cores would use)",
+                        ("mnist-f32-b128", "mnist-f32-b32"), "_patch_parts_4", threads=0),
+    "parts-8": Ablation("KERNEL_PARTS = 2 vs 8 parts on the same threads",
+                        ("mnist-f32-b128", "mnist-f32-b32"), "_patch_parts_8", threads=0),
 }
 
 
@@ -184,6 +190,16 @@ def _patch_reach_guard():
 def _patch_parts():
     from fastmlp import config
     config.KERNEL_PARTS = 1
+
+
+def _patch_parts_4():
+    from fastmlp import config
+    config.KERNEL_PARTS = 4
+
+
+def _patch_parts_8():
+    from fastmlp import config
+    config.KERNEL_PARTS = 8
 
 
 def _patch_prefetch():

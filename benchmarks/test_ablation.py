@@ -75,6 +75,8 @@ def test_knob_patches_take_effect():
     probe = _run_probe("_patch_zero_columns")["probe"]
     assert probe["MIN_ZERO_COLUMN_INPUTS"] > 10 ** 9
     assert _run_probe("_patch_parts")["probe"]["KERNEL_PARTS"] == 1
+    assert _run_probe("_patch_parts_4")["probe"]["KERNEL_PARTS"] == 4
+    assert _run_probe("_patch_parts_8")["probe"]["KERNEL_PARTS"] == 8
     assert _run_probe("_patch_reach_guard")["probe"]["PREFETCH_REACH_STRIPS"] == 0
 
 
