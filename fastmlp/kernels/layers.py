@@ -10,7 +10,7 @@ import numpy as np
 
 from fastmlp.kernels.blas import NO_TRANS, TRANS, cast_like, gemm
 from fastmlp.kernels.elementwise import activate, block_nonfinite, derivative, has_nonfinite
-from fastmlp.kernels.jit import addr, inline, jit, kernel, output_offset_of
+from fastmlp.kernels.jit import addr, jit, kernel, output_offset_of
 from fastmlp.kernels.prefetch import prefetch
 from fastmlp.kernels.tiles import product
 
@@ -128,19 +128,12 @@ def layer_forward(layer, a_ptr, data, r0, m, w0, c_lo, c_hi, weights, wo, ldw, n
     return bad
 
 
-@inline
+@jit
 def forward(data, r0, m, net, xb, scr):
     """Forward pass of m rows into the first m rows of each layer's block in ``scr.acts``.
 
     Rows given by ``data.rows`` are gathered into ``xb`` first. Returns the
     address of the first layer's input rows.
-
-    Merged into the entry points that call it (``inline``), so that it calls
-    :func:`layer_forward` and :func:`gather` from entry-point code, as the
-    training kernel's phases do: Numba compiles a helper once per signature
-    *and* per the compile flags of its caller, and a helper's flags are not
-    an entry point's (no Python wrapper). Called from a helper, they were
-    compiled a second time for prediction (~10 % of a cold fit + predict).
     """
     units = net.units
     n_layers = units.size - 1
