@@ -45,8 +45,8 @@ With 30 epochs this reached 1.56%, 1.57% and 1.57% test error with
 thread per fit; since a lone fit runs its batches in two threads: 1.57%
 (seed 0, the kernels round float32 slightly differently) in 27.6 s. On a
 2-core AMD EPYC (Zen 3, AVX2, whose tiles round differently again): 1.61% in
-36.5 s. There ``--epochs 40`` gives 1.61%, 1.60% and 1.60% with seeds 0, 1
-and 2.
+36.5 s, and 1.61%, 1.60% and 1.62% with seeds 0, 1 and 2; ``--epochs 40``
+gives 1.61%, 1.60% and 1.60% there.
 
 Prints one progress line per epoch, then, last, ``test error: X.XX% in Y.Y s``
 where Y is the training time (the ``partial_fit`` calls: no data loading, no
