@@ -41,9 +41,9 @@ noise, so 40 epochs is no clear gain for a third more time, and the script
 trains 30.
 
 With 30 epochs this reached 1.56%, 1.57% and 1.57% test error with
-``--seed`` 0, 1 and 2 on a 2-core Intel Xeon (AVX-512), in 51.7 s with one
-thread per fit; since a lone fit runs its batches in two threads: 1.57%
-(seed 0, the kernels round float32 slightly differently) in 27.6 s. On a
+``--seed`` 0, 1 and 2 on a 2-core Intel Xeon (AVX-512), in 51.7 s held to
+one thread; in the two threads a lone fit uses: 1.57% (seed 0, the kernels
+round float32 slightly differently) in 27.6 s. On a
 2-core AMD EPYC (Zen 3, AVX2, whose tiles round differently again): 1.61% in
 36.5 s, and 1.61%, 1.60% and 1.62% with seeds 0, 1 and 2; ``--epochs 40``
 gives 1.61%, 1.60% and 1.60% there.
