@@ -15,7 +15,9 @@ from fastmlp import FastMLPClassifier, FastMLPRegressor
 DTYPES = st.sampled_from([np.float32, np.float64])
 HIDDEN = st.lists(st.integers(1, 9), min_size=1, max_size=3).map(tuple)
 SOLVERS = st.sampled_from(["sgd", "adam", "lbfgs"])
-FEW = settings(max_examples=12, deadline=None)
+# The same examples on every run (CI stays reproducible); for fresh ones, run e.g.
+# ``pytest tests/test_properties.py --hypothesis-seed=random`` with more examples.
+FEW = settings(max_examples=12, deadline=None, derandomize=True)
 # The backends sum in different orders, so three epochs agree to rounding: float32 rounds each
 # operation to ~6e-8, and the updates compound it (tests/test_backends.py states the per-step bounds).
 RTOL = {np.float32: 1e-4, np.float64: 1e-9}
@@ -29,12 +31,12 @@ def _fit_both(est_cls, X, y, **params):
 
 
 @FEW
-@given(n=st.integers(4, 40), d=st.integers(1, 12), n_classes=st.integers(2, 5),
+@given(n=st.integers(5, 40), d=st.integers(1, 12), n_classes=st.integers(2, 5),
        hidden=HIDDEN, dtype=DTYPES, solver=SOLVERS, seed=st.integers(0, 2**16))
 def test_classifier_shapes_dtypes_and_backends(n, d, n_classes, hidden, dtype, solver, seed):
     rng = np.random.RandomState(seed)
     X = rng.rand(n, d).astype(dtype)
-    y = np.arange(n) % n_classes * 10  # every class present, labels not 0..k-1
+    y = np.arange(n) % n_classes * 10  # every class present (n >= 5), labels not 0..k-1
     fitted = _fit_both(FastMLPClassifier, X, y, hidden_layer_sizes=hidden, solver=solver)
     for est in fitted:
         units = [d, *hidden, 1 if n_classes == 2 else n_classes]
