@@ -97,12 +97,12 @@ BARRIER_SPINS = 2000
 
 #: A training call whose threads keep waiting on a partner that is not
 #: running (another process holds its core) continues in one thread: once at
-#: least ``CONTENDED_LATE_WAITS`` waits outlasted ``BARRIER_SPINS``, and they
-#: are at least 1 / ``CONTENDED_LATE_SHARE`` of the barriers passed
-#: (:func:`fastmlp.kernels.sync.contended`). Lower values fall back sooner
-#: and more often on a quiet machine.
+#: least ``CONTENDED_LATE_WAITS`` waits outlasted ``BARRIER_SPINS`` and the
+#: threads spent at least 1 / ``CONTENDED_LATE_SHARE`` of the call's time in
+#: them (:func:`fastmlp.kernels.sync.contended`; x86 only). Lower values fall
+#: back sooner, and more often on a quiet machine.
 CONTENDED_LATE_WAITS = 8
-CONTENDED_LATE_SHARE = 4
+CONTENDED_LATE_SHARE = 2
 
 #: After a training call fell back to one thread, the calls that start in
 #: the next ``CHUNK_SECONDS`` run in one thread; the wait doubles after each

@@ -11,20 +11,25 @@ The counter only grows: barrier ``k`` of a call is passed when it reaches
 ``n_threads * (k + 1)``, so it never has to be reset between barriers (the
 caller zeroes it before starting the threads).
 
-A partner that is not running (another process holds its core) makes every
-wait long, and two threads then run slower than one. Waits that outlast the
-spins are counted (``sync[LATE]``); when they are a large share of the
-barriers (:func:`contended`), the first thread takes over every part at the
-end of a batch (:data:`HANDOFF`) and the others return. The parts and their
-arithmetic stay the same, so the bits do too.
+A partner that is not running (another process holds its core) makes waits
+long, and two threads then run slower than one. Waits that outlast the spins
+are counted (``sync[LATE]``) and timed (``sync[STALL]``, in time-stamp-counter
+ticks); when they take a large share of the call's time (:func:`contended`),
+the first thread takes over every part at the end of a batch
+(:data:`HANDOFF`) and the others return. The parts and their arithmetic stay
+the same, so the bits do too. The share is a ratio of two tick counts, so
+the counter's frequency cancels; on CPUs other than x86 the kernels read no
+counter and never fall back.
 """
 
 import ctypes
+import platform
 import sys
 
 import llvmlite.binding as llvm
 from numba import njit, types
 from numba.core import cgutils
+from llvmlite import ir
 from numba.extending import intrinsic
 
 from fastmlp import config
@@ -36,7 +41,11 @@ HANDOFF = 10  # set: the first thread runs every part from the next batch on
 SPINS = 11  # the knobs of fastmlp.config, written by start()
 LATE_MIN = 12
 LATE_SHARE = 13
+STALL = 14  # ticks spent in late waits, all threads
+START = 15  # the first thread's tick count at the call's start
 SYNC_SIZE = 16
+
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686", "x86")
 
 if sys.platform == "win32":
     _yield_address = ctypes.cast(ctypes.windll.kernel32.SwitchToThread, ctypes.c_void_p).value
@@ -86,6 +95,20 @@ def _atomic_load(typingctx, arr, index):
     return types.int64(arr, index), codegen
 
 
+@intrinsic
+def ticks(typingctx):
+    """The time-stamp counter (``rdtsc``) on x86; 0 elsewhere. Only differences are used."""
+
+    def codegen(context, builder, signature, args):
+        if not _X86:
+            return context.get_constant(types.int64, 0)
+        rdtsc = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.IntType(64), []), "llvm.readcyclecounter")
+        return builder.call(rdtsc, [])
+
+    return types.int64(), codegen
+
+
 def start(sync):
     """Zero ``sync`` for a new call and write :mod:`fastmlp.config`'s barrier knobs into it.
 
@@ -130,8 +153,12 @@ def barrier(sync, n_threads, k):
         spins += 1
         if spins > max_spins:
             if spins == max_spins + 1:
-                _atomic_add(sync, LATE, 1)
+                late_since = ticks()
             _yield()
+    # A call's first barrier also waits for the other threads to start: not contention.
+    if spins > max_spins and k > 0:
+        _atomic_add(sync, LATE, 1)
+        _atomic_add(sync, STALL, ticks() - late_since)
     return True
 
 
@@ -148,27 +175,40 @@ def abort(sync):
 
 
 @njit(cache=True, nogil=True)
-def contended(sync, n_passed):
-    """Whether the threads' waits say a partner is not running.
-
-    At least :data:`fastmlp.config.CONTENDED_LATE_WAITS` waits outlasted the
-    spins, and they are at least 1 / :data:`fastmlp.config.CONTENDED_LATE_SHARE`
-    of the ``n_passed`` barriers: on a quiet machine only the odd wait does
-    (an interrupt, the first thread's shuffle at an epoch's start).
+def mark_start(sync):
+    """Record the call's start (the first thread, before its first barrier).
 
     Parameters
     ----------
     sync : ndarray of int64, shape (SYNC_SIZE,)
         The threads' shared array.
-    n_passed : int
-        Barriers the calling thread passed in this call.
+    """
+    sync[START] = ticks()
+
+
+@njit(cache=True, nogil=True)
+def contended(sync):
+    """Whether the threads' waits say a partner is not running.
+
+    At least :data:`fastmlp.config.CONTENDED_LATE_WAITS` waits outlasted the
+    spins, and the threads spent at least 1 /
+    :data:`fastmlp.config.CONTENDED_LATE_SHARE` of the time since the call
+    started in them. On a quiet machine the parts are even, and waits are
+    short and take a small share; a partner that loses its core for a
+    scheduler's time slice makes waits of milliseconds.
+
+    Parameters
+    ----------
+    sync : ndarray of int64, shape (SYNC_SIZE,)
+        The threads' shared array.
 
     Returns
     -------
     bool
     """
     late = _atomic_load(sync, LATE)
-    return late >= sync[LATE_MIN] and late * sync[LATE_SHARE] >= n_passed
+    stall = _atomic_load(sync, STALL)
+    return late >= sync[LATE_MIN] and stall * sync[LATE_SHARE] >= ticks() - sync[START] > 0
 
 
 @njit(cache=True, nogil=True)

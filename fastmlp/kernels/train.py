@@ -22,7 +22,7 @@ from fastmlp.kernels.bundles import Team
 from fastmlp.kernels.mt19937 import shuffle
 from fastmlp.kernels.phases import (
     batch_inputs, first_layer, make_plan, meet, move_first_layer, rows_phase, update_phase)
-from fastmlp.kernels.sync import contended, hand_over, handed_over
+from fastmlp.kernels.sync import contended, hand_over, handed_over, mark_start
 
 #: ``n_done`` of a training call that stopped because another thread gave up.
 ABORTED = -1
@@ -55,7 +55,7 @@ def _train_batch(b, t, data, net, opt, work, schedule, team, plan):
     if not meet(team):
         return False, 0.0, m, False
     # Decided between this barrier and the next, read by all after the last.
-    if team.n_threads > 1 and team.part_lo == 0 and contended(team.sync, team.passed[0]):
+    if team.n_threads > 1 and team.part_lo == 0 and contended(team.sync):
         hand_over(team.sync)
     rows_phase(r0, m, nonfinite, scan_ahead, data, net, work, batch_size, team, plan)
     plan.state[SCANNED] = scan_ahead
@@ -197,6 +197,8 @@ def train_batches(data, net, opt, work, schedule, team):
         Number of batches run (over all epochs); :data:`ABORTED` if another
         thread gave up.
     """
+    if team.part_lo == 0:
+        mark_start(team.sync)
     plan = make_plan(data, net, work, schedule.batch_size)
     move_first_layer(net, opt, work, team, plan, True)
     t0 = opt.step[0]
