@@ -13,12 +13,12 @@ optimizer step) is one pass each (:mod:`fastmlp.kernels.elementwise`).
 import numpy as np
 
 from fastmlp.kernels.blas import cast_like
+from fastmlp.kernels.bundles import Team
 from fastmlp.kernels.codes import ADAM, HYPER_BETA_1, HYPER_BETA_2, HYPER_LEARNING_RATE_INIT
 from fastmlp.kernels.columns import SCANNED
 from fastmlp.kernels.elementwise import output_delta
 from fastmlp.kernels.jit import inline, jit, kernel, output_offset_of
 from fastmlp.kernels.layers import backward_deltas, bias_gradient, forward, weight_gradient
-from fastmlp.kernels.bundles import Team
 from fastmlp.kernels.mt19937 import shuffle
 from fastmlp.kernels.phases import (
     batch_inputs, first_layer, make_plan, meet, move_first_layer, rows_phase, update_phase)
@@ -136,6 +136,8 @@ def _run(data, net, opt, work, schedule, team, plan):
 @jit
 def _alone(team):
     """``team`` as the one thread running every part."""
+    # Fields computed from team's (not literals 0 and 1) keep their int64 types:
+    # the rebound team stays one Numba type.
     return Team(team.part_lo * 0, team.n_parts, team.n_parts, team.n_threads * 0 + 1, team.sync,
                 team.passed)
 
@@ -172,6 +174,11 @@ def train_batches(data, net, opt, work, schedule, team):
     count, tol, n_iter_no_change]`` (a local copy; the caller replays the
     rule on the returned losses) and returns after the epoch where the count
     exceeds ``n_iter_no_change``.
+
+    When the threads' waits say a partner is not running (another process
+    holds its core), the first thread runs every part from the end of a
+    batch on and the others return (:func:`fastmlp.kernels.sync.contended`);
+    the results are the same bits.
 
     With tiles and dense X, the first layer's products skip the columns of X
     that are zero in every row of the batch (:mod:`fastmlp.kernels.columns`),
