@@ -316,8 +316,8 @@ def _workspace_probe(trainers):
     if not trainers:
         return {}
     trainer = trainers[-1]
-    ws = getattr(trainer, "ws", None)
-    info = {"n_parts": getattr(ws, "n_parts", None)}
+    ws = getattr(trainer, "work", None)
+    info = {"n_parts": getattr(trainer, "n_parts", None)}
     for name in ("col_seen", "gbufs"):
         buf = getattr(ws, name, None)
         info[name] = None if buf is None else list(buf.shape)
@@ -449,9 +449,11 @@ def cpu_model():
 
 
 def _spawn(ablation, variant, workload, repeats, cache):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache, OMP_NUM_THREADS="1",
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache,
                PYTHONPATH=os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")]
                                                     if p]))
+    if ABLATIONS[ablation].threads == 1:
+        env["OMP_NUM_THREADS"] = "1"  # the BLAS limit fastmlp reads as the fit's cores
     out = subprocess.run([sys.executable, __file__, "--child", ablation, variant, workload,
                           str(repeats)], env=env, capture_output=True, text=True, check=False)
     if out.returncode:
