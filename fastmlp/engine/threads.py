@@ -205,9 +205,6 @@ def active_calls():
         return _active
 
 
-__all__ = ["share_cores", "active_calls", "blas_threads_for", "cores_for_fit"]
-
-
 class Contention:
     """Whether training calls may use threads, after calls that fell back to one.
 
@@ -270,3 +267,7 @@ class Contention:
 
 #: The process's :class:`Contention`, shared by its fits.
 CONTENTION = Contention()
+
+
+__all__ = ["share_cores", "active_calls", "blas_threads_for", "cores_for_fit", "Contention",
+           "CONTENTION"]
