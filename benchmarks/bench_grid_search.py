@@ -6,6 +6,10 @@ number of epochs (no early stop), so both libraries do the same work; with the
 same folds and ``random_state`` their trajectories match to rounding, hence
 the same cross-validation scores and the same winner.
 
+``test_defaults_grid_search``: the defaults path, a ``StandardScaler`` +
+MLP pipeline with the MLP's defaults (float64, ``adam``, ``relu``, batch 200,
+scikit-learn's stopping rule), 8 candidates x 3 folds, ``n_jobs=1``.
+
 ``test_parallel_grid_search_in_a_fresh_process``: the search a new user runs
 first (a ``StandardScaler`` + ``FastMLPClassifier`` pipeline with default
 parameters, 9 candidates x 3 folds, see ``_grid_child.py``), in a fresh Python
@@ -103,6 +107,46 @@ def test_grid_search(benchmark, lib, digits, smoke, gemm, machine_check):
         **rate_info(epochs * (cv_flops + refit_flops), rows_trained, timer.best, gemm,
                     "float64"))
     assert search.best_score_ > 0.8
+
+
+DEFAULTS_GRID = {"mlp__hidden_layer_sizes": [(32,), (64,)], "mlp__alpha": [1e-4, 1e-2],
+                 "mlp__learning_rate_init": [1e-3, 3e-3]}
+
+
+def defaults_search(lib, max_iter):
+    """The search a user who swaps the class name runs: StandardScaler + the MLP's defaults.
+
+    ``lib`` "fastmlp" is FastMLPClassifier as constructed by default (``backend='auto'``).
+
+    float64 input, ``adam``, ``relu``, ``batch_size=200``, scikit-learn's stopping rule
+    (``tol``, ``n_iter_no_change``); 8 candidates x 3 folds, ``n_jobs=1``.
+    """
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+
+    estimator = fastmlp.FastMLPClassifier if lib == "fastmlp" else MLPClassifier
+    model = estimator(max_iter=max_iter, random_state=0)
+    return GridSearchCV(Pipeline([("scale", StandardScaler()), ("mlp", model)]), DEFAULTS_GRID,
+                        cv=N_FOLDS)
+
+
+@pytest.mark.benchmark(group="defaults-grid digits 8x3")
+@pytest.mark.parametrize("lib", ["fastmlp", "sklearn"])
+def test_defaults_grid_search(benchmark, lib, digits, smoke, machine_check):
+    """The defaults path: one whole search per round; both libraries find the same best score."""
+    X, y = digits
+    max_iter = SMOKE_EPOCHS if smoke else 200
+    fit_quietly(defaults_search(lib, 2), X[:300], y[:300])  # compiles, untimed
+    timer = RoundTimer()
+    search = pedantic(benchmark, machine_check, "float64", timer.wrap(fit_quietly),
+                      lambda: ((defaults_search(lib, max_iter), X, y), {}),
+                      1 if smoke else ROUNDS)
+    benchmark.extra_info.update(lib=lib, dtype="float64", max_iter=max_iter,
+                                n_candidates=N_CANDIDATES, n_folds=N_FOLDS,
+                                best_score=float(search.best_score_),
+                                best_params=repr(search.best_params_), smoke=bool(smoke))
+    assert len(search.cv_results_["params"]) == N_CANDIDATES
+    assert search.best_score_ > (0.5 if smoke else 0.9)
 
 
 def test_grid_search_matches_sklearn(digits):

@@ -322,6 +322,18 @@ def grid_section(benches, stat):
          ("best CV score", lambda e, t: f"{e['best_score']:.4f}")])
 
 
+def defaults_grid_section(benches, stat):
+    """GridSearchCV on the defaults path: seconds per search and the ratio to fastmlp."""
+    times = {b["extra_info"]["lib"]: _seconds(b, stat) for b in benches}
+    rows = [[lib, f"{t:.2f}", _ratio(t, times.get("fastmlp")),
+             f"{next(b for b in benches if b['extra_info']['lib'] == lib)['extra_info']['best_score']:.4f}"]
+            for lib, t in sorted(times.items())]
+    e0 = benches[0]["extra_info"]
+    return (f"### GridSearchCV on digits, defaults path (StandardScaler + MLP defaults, float64, "
+            f"{e0['n_candidates']} candidates × {e0['n_folds']} folds, n_jobs=1)\n\n"
+            + _table(["library", f"seconds ({stat})", "÷ fastmlp", "best CV score"], rows))
+
+
 def inference_section(benches, stat):
     """``predict_proba`` throughput."""
     e0 = benches[0]["extra_info"]
@@ -431,7 +443,7 @@ def render(data, stat="min"):
         sections.append(epoch_sections(epochs, stat, gemm))
     special = {"digits-fit": digits_section, "grid-search": grid_section,
                "inference": inference_section, "jit": jit_section, "lbfgs": lbfgs_section,
-               "threads: one fit": one_fit_threads_section}
+               "threads: one fit": one_fit_threads_section, "defaults-grid": defaults_grid_section}
     for group in sorted(groups):
         if group.startswith("mnist-epoch"):
             continue
