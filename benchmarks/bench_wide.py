@@ -20,7 +20,7 @@ ROUNDS = 3
 
 
 class _Rows:
-    """The session's MNIST, its training rows cut to :data:`ROWS`."""
+    """The ``mnist`` fixture's arrays, the training rows cut to :data:`ROWS`."""
 
     def __init__(self, mnist):
         self.mnist = mnist
