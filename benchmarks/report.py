@@ -27,8 +27,8 @@ import json
 import shutil
 import sys
 from collections import defaultdict
-from statistics import median
 from pathlib import Path
+from statistics import median
 
 from _results import cpu_kind, describe_cpu, update_readme
 
@@ -325,9 +325,9 @@ def grid_section(benches, stat):
 def defaults_grid_section(benches, stat):
     """GridSearchCV on the defaults path: seconds per search and the ratio to fastmlp."""
     times = {b["extra_info"]["lib"]: _seconds(b, stat) for b in benches}
-    rows = [[lib, f"{t:.2f}", _ratio(t, times.get("fastmlp")),
-             f"{next(b for b in benches if b['extra_info']['lib'] == lib)['extra_info']['best_score']:.4f}"]
-            for lib, t in sorted(times.items())]
+    rows = [[e["lib"], f"{times[e['lib']]:.2f}", _ratio(times[e["lib"]], times.get("fastmlp")),
+             f"{e['best_score']:.4f}"]
+            for e in sorted((b["extra_info"] for b in benches), key=lambda e: e["lib"])]
     e0 = benches[0]["extra_info"]
     return (f"### GridSearchCV on digits, defaults path (StandardScaler + MLP defaults, float64, "
             f"{e0['n_candidates']} candidates × {e0['n_folds']} folds, n_jobs=1)\n\n"

@@ -8,8 +8,8 @@ variable, so the threads spin on an atomic counter and yield the core when
 the wait grows long (the other thread was descheduled).
 
 The counter only grows: barrier ``k`` of a call is passed when it reaches
-``n_threads * (k + 1)``, so it never has to be reset between barriers (the
-caller zeroes it before starting the threads).
+``n_threads * (k + 1)``, so it never has to be reset between barriers
+(:func:`start` zeroes it before the threads start).
 
 A partner that is not running (another process holds its core) makes waits
 long, and two threads then run slower than one. Waits that outlast the spins
@@ -27,16 +27,16 @@ import platform
 import sys
 
 import llvmlite.binding as llvm
+from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from llvmlite import ir
 from numba.extending import intrinsic
 
 from fastmlp import config
 
 COUNTER = 0
 ABORT = 8  # one cache line away from the counter
-LATE = 9  # waits that outlasted the spins; rare, so beside ABORT
+LATE = 9  # waits that outlasted the spins; written once per wait, at its end, so beside ABORT
 HANDOFF = 10  # set: the first thread runs every part from the next batch on
 SPINS = 11  # the knobs of fastmlp.config, written by start()
 LATE_MIN = 12
